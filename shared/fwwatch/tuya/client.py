@@ -1,0 +1,590 @@
+"""The Tuya Cloud client: signed, paced, retried, and honest about what went wrong.
+
+One :class:`TuyaClient` holds one HTTP connection pool, one token (through its
+:class:`~fwwatch.tuya.tokens.TokenStore`), one clock offset and one rate limiter, shared by
+every concurrent call made through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import httpx
+
+from .config import TuyaSettings
+from .errors import (
+    TuyaApiError,
+    TuyaDeviceError,
+    TuyaError,
+    TuyaFatalError,
+    TuyaResponseError,
+    TuyaTransientError,
+)
+from .models import DeviceFirmware, DeviceSummary, parse_firmware, validate_device_id
+from .ratelimit import AdaptiveRateLimiter, full_jitter_backoff
+from .signing import canonical_url, sign_request
+from .tokens import InMemoryTokenStore, Token, TokenStore
+
+__all__ = ["ClientStats", "TuyaClient"]
+
+logger = logging.getLogger("fwwatch.tuya")
+
+TOKEN_CODES = frozenset({1010, 1011, 1012, 1400})
+CLOCK_CODE = 1013
+THROTTLE_CODES = frozenset({1110, 1111, 1199})
+BUSY_CODES = frozenset({500, 1112})
+DATA_CENTRE_CODES = frozenset({2007, 2406, 28841107})
+# Device-level codes: code -> (permanent, hint).
+DEVICE_CODES: dict[int, tuple[bool, str]] = {
+    1106: (
+        True,
+        "the device is not in this cloud project (or the project is in another data centre)",
+    ),
+    2001: (False, "the device is offline; it will be checked again next time"),
+    2009: (True, "the device does not support this API"),
+    2010: (True, "the device does not exist"),
+}
+
+_REFRESH_PATH = re.compile(r"/v1\.0/token/[^/?\s\"]+")
+
+
+def redact(text: str) -> str:
+    """Hide refresh tokens that travel in the path of the refresh call."""
+    return _REFRESH_PATH.sub("/v1.0/token/<redacted>", text)
+
+
+class _RedactRefreshTokens(logging.Filter):
+    """httpx logs every request URL at INFO; the refresh call's URL holds a refresh token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = redact(record.getMessage())
+            record.args = None
+        return True
+
+
+_httpx_logger = logging.getLogger("httpx")
+if not any(isinstance(f, _RedactRefreshTokens) for f in _httpx_logger.filters):
+    _httpx_logger.addFilter(_RedactRefreshTokens())
+
+
+@dataclass
+class ClientStats:
+    """What the client did: requests sent, tokens taken, retries by reason."""
+
+    requests: int = 0
+    grants: int = 0
+    refreshes: int = 0
+    clock_corrections: int = 0
+    retries: Counter[str] = field(default_factory=Counter)
+    error_codes: Counter[int] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Envelope:
+    success: bool
+    result: Any
+    code: int | None
+    msg: str
+    t: int | None
+    tid: str | None
+
+
+class TuyaClient:
+    """Async client for Tuya's cloud OpenAPI.
+
+    Use it as an async context manager (``async with TuyaClient(settings) as tuya``) so the
+    connection pool is closed. Every public call validates its input before any request.
+    """
+
+    def __init__(
+        self,
+        settings: TuyaSettings,
+        *,
+        token_store: TokenStore | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        max_retries: int = 5,
+        token_retries: int = 2,
+        backoff_base_s: float = 0.25,
+        backoff_cap_s: float = 8.0,
+        refresh_margin_s: float = 300.0,
+        rng: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self.settings = settings
+        self.stats = ClientStats()
+        self.limiter = AdaptiveRateLimiter(settings.qps)
+        self._tokens: TokenStore = token_store or InMemoryTokenStore()
+        self._clock = clock
+        self._offset_ms = 0
+        self._max_retries = max_retries
+        self._token_retries = token_retries
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        self._refresh_margin_s = refresh_margin_s
+        self._rng = rng
+        self._slots = asyncio.Semaphore(settings.max_connections)
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            transport=transport,
+            # Pool waits are bounded by the semaphore above, so only the wire is timed.
+            timeout=httpx.Timeout(settings.timeout_s, pool=None),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections,
+                max_keepalive_connections=settings.max_connections,
+            ),
+            headers={"User-Agent": "fwwatch"},
+        )
+
+    def __repr__(self) -> str:
+        settings = self.settings
+        return f"TuyaClient(endpoint={settings.base_url!r}, access_id={settings.access_id!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    @property
+    def clock_offset_ms(self) -> int:
+        """How far the server's clock is ahead of ours, learnt from 1013 answers."""
+        return self._offset_ms
+
+    # ------------------------------------------------------------------ public calls
+
+    async def get_firmware(self, device_id: str) -> DeviceFirmware:
+        """Firmware of every channel of a device (``GET /v2.0/cloud/thing/{id}/firmware``)."""
+        device_id = validate_device_id(device_id)
+        try:
+            result, tid = await self.call("GET", f"/v2.0/cloud/thing/{device_id}/firmware")
+        except TuyaDeviceError as exc:
+            exc.device_id = device_id
+            raise
+        return parse_firmware(device_id, result, tid=tid)
+
+    async def list_devices(self) -> AsyncIterator[DeviceSummary]:
+        """Every device of the project, page after page, following cursors to the end."""
+        if self.settings.device_listing == "iot-03":
+            pages = self._list_devices_iot03()
+        else:
+            pages = self._list_devices_thing()
+        async for page in pages:
+            for item in page:
+                yield _parse_device(item)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int] | None = None,
+        body: Any = None,
+    ) -> tuple[Any, str | None]:
+        """One API call with token, clock, rate and retry handling: ``(result, tid)``."""
+        attempts = Counter[str]()
+        token: Token | None = None
+        while True:
+            token = await self._usable_token()
+            envelope = await self._exchange(method, path, query, body, token, attempts)
+            if envelope is None:
+                continue
+            if envelope.success:
+                return envelope.result, envelope.tid
+            code = envelope.code
+            if code in TOKEN_CODES:
+                attempts["token"] += 1
+                if attempts["token"] > self._token_retries:
+                    raise TuyaFatalError(
+                        f"the cloud keeps rejecting fresh access tokens ({envelope.msg}); another "
+                        "process may be taking tokens for the same Access ID",
+                        code=code,
+                        tid=envelope.tid,
+                    )
+                self.stats.retries["token"] += 1
+                logger.info("token rejected (code %s); taking a new one", code)
+                await self._tokens.replace(token, self._grant_after_rejection)
+                continue
+            self._raise_for(envelope, path)
+
+    # ------------------------------------------------------------------ one exchange
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int] | None,
+        body: Any,
+        token: Token | None,
+        attempts: Counter[str],
+    ) -> _Envelope | None:
+        """Send once. ``None`` means "retry" (after backoff or a clock fix)."""
+        body_bytes = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        async with self._slots:
+            await self.limiter.acquire()
+            headers = self._signed_headers(method, path, query, body_bytes, token)
+            sent_at = self._clock()
+            self.stats.requests += 1
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    params=dict(query) if query else None,
+                    content=body_bytes or None,
+                    headers=headers,
+                )
+            except httpx.TimeoutException as exc:
+                await self._retry_later(
+                    attempts, "timeout", path, f"timed out ({type(exc).__name__})"
+                )
+                return None
+            except httpx.TransportError as exc:
+                await self._retry_later(attempts, "connection", path, f"cannot connect: {exc}")
+                return None
+            received_at = self._clock()
+
+        if response.status_code == 429 or response.status_code >= 500:
+            if response.status_code == 429:
+                self.limiter.on_throttled()
+            await self._retry_later(
+                attempts,
+                f"http_{response.status_code}",
+                path,
+                f"HTTP {response.status_code}",
+                retry_after=_retry_after(response),
+            )
+            return None
+        try:
+            envelope = _decode(response)
+        except TuyaResponseError as exc:
+            await self._retry_later(attempts, "malformed", path, exc.msg)
+            return None
+
+        if envelope.success:
+            self.limiter.on_success()
+            return envelope
+        if envelope.code is not None:
+            self.stats.error_codes[envelope.code] += 1
+        if envelope.code == CLOCK_CODE:
+            self._learn_clock_offset(envelope, sent_at, received_at, attempts)
+            return None
+        if envelope.code in THROTTLE_CODES:
+            self.limiter.on_throttled()
+            await self._retry_later(attempts, f"code_{envelope.code}", path, envelope.msg)
+            return None
+        if envelope.code in BUSY_CODES:
+            await self._retry_later(attempts, f"code_{envelope.code}", path, envelope.msg)
+            return None
+        return envelope
+
+    def _signed_headers(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int] | None,
+        body: bytes,
+        token: Token | None,
+    ) -> dict[str, str]:
+        t = str(int(self._clock() * 1000) + self._offset_ms)
+        nonce = uuid.uuid4().hex
+        access_token = token.access_token if token else ""
+        sign = sign_request(
+            client_id=self.settings.access_id,
+            secret=self.settings.access_secret.get_secret_value(),
+            t=t,
+            method=method,
+            url=canonical_url(path, query),
+            body=body,
+            access_token=access_token,
+            nonce=nonce,
+        )
+        headers = {
+            "client_id": self.settings.access_id,
+            "t": t,
+            "nonce": nonce,
+            "sign_method": "HMAC-SHA256",
+            "sign": sign,
+            "lang": self.settings.lang,
+        }
+        if body:
+            headers["Content-Type"] = "application/json"
+        if token:
+            headers["access_token"] = access_token
+        return headers
+
+    async def _retry_later(
+        self,
+        attempts: Counter[str],
+        reason: str,
+        path: str,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
+        attempts["transient"] += 1
+        if attempts["transient"] > self._max_retries:
+            raise TuyaTransientError(
+                f"{redact(path)}: {detail}; gave up after {attempts['transient']} attempts"
+            )
+        self.stats.retries[reason] += 1
+        delay = full_jitter_backoff(
+            attempts["transient"] - 1,
+            base_s=self._backoff_base_s,
+            cap_s=self._backoff_cap_s,
+            rng=self._rng,
+        )
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, 60.0))
+        logger.debug("retrying %s in %.2fs: %s", redact(path), delay, detail)
+        await asyncio.sleep(delay)
+
+    def _learn_clock_offset(
+        self, envelope: _Envelope, sent_at: float, received_at: float, attempts: Counter[str]
+    ) -> None:
+        attempts["clock"] += 1
+        if envelope.t is None or attempts["clock"] > 2:
+            raise TuyaFatalError(
+                "the cloud rejects this machine's clock (request time invalid) and gave no "
+                "time to correct it by; check the system clock (NTP)",
+                code=CLOCK_CODE,
+                tid=envelope.tid,
+            )
+        local_ms = (sent_at + received_at) / 2 * 1000
+        self._offset_ms = round(envelope.t - local_ms)
+        self.stats.clock_corrections += 1
+        logger.warning(
+            "local clock is %.1f s off the cloud's; correcting requests by that offset",
+            self._offset_ms / 1000,
+        )
+
+    def _raise_for(self, envelope: _Envelope, path: str) -> None:
+        code, msg, tid = envelope.code, envelope.msg, envelope.tid
+        if code == 1004:
+            raise TuyaFatalError(
+                f"sign invalid ({msg}): TUYA_ACCESS_SECRET does not belong to TUYA_ACCESS_ID "
+                f"{self.settings.access_id!r}; copy both again from the cloud project's overview",
+                code=code,
+                tid=tid,
+            )
+        if code == 1001:
+            raise TuyaFatalError(
+                f"secret invalid ({msg}): check TUYA_ACCESS_SECRET", code=code, tid=tid
+            )
+        if code == 1005:
+            raise TuyaFatalError(
+                f"client id invalid ({msg}): check TUYA_ACCESS_ID "
+                f"({self.settings.access_id!r}) and the data centre ({self.settings.region_label})",
+                code=code,
+                tid=tid,
+            )
+        if code in DATA_CENTRE_CODES:
+            raise TuyaFatalError(
+                f"wrong data centre ({msg}): the project is not served at "
+                f"{self.settings.region_label}; set TUYA_REGION to the data centre shown in the "
+                "cloud project's overview (cn, us, us-e, eu, eu-w, in, sg)",
+                code=code,
+                tid=tid,
+            )
+        if code == 28841002:
+            raise TuyaFatalError(
+                f"the cloud project's subscription has expired ({msg}); renew the IoT Core "
+                "service on the Tuya platform, then run again",
+                code=code,
+                tid=tid,
+            )
+        if code == 28841004:
+            raise TuyaFatalError(
+                f"the API call quota of this project is used up ({msg}); wait for it to reset "
+                "or upgrade the plan, and check less often",
+                code=code,
+                tid=tid,
+            )
+        if code == 28841105:
+            raise TuyaFatalError(
+                f"this API is not authorised for the cloud project ({msg}); subscribe the project "
+                "to the service that provides it and authorise the API on the Tuya platform",
+                code=code,
+                tid=tid,
+            )
+        if code in DEVICE_CODES:
+            permanent, hint = DEVICE_CODES[code]
+            raise TuyaDeviceError(f"{msg}: {hint}", code=code, tid=tid, permanent=permanent)
+        if code in TOKEN_CODES:
+            # Only token calls get here: the refresh token itself was refused.
+            raise TuyaApiError(f"token call refused: {msg}", code=code, tid=tid)
+        raise TuyaApiError(f"{redact(path)}: {msg}", code=code, tid=tid)
+
+    # ------------------------------------------------------------------ tokens
+
+    async def _usable_token(self) -> Token:
+        token = await self._tokens.load()
+        now = self._clock()
+        if token is None or token.expires_within(self._refresh_margin_s, now):
+            token = await self._tokens.replace(token, self._refresh_or_grant)
+        return token
+
+    async def _refresh_or_grant(self, stale: Token | None) -> Token:
+        # The renewal may have raced with another holder of the store: only renew a token
+        # that is really missing or about to expire.
+        now = self._clock()
+        if stale is not None and not stale.expires_within(self._refresh_margin_s, now):
+            return stale
+        if stale is not None and stale.refresh_token:
+            try:
+                return await self._token_call(f"/v1.0/token/{stale.refresh_token}", refresh=True)
+            except TuyaFatalError:
+                raise
+            except TuyaError as exc:
+                logger.info("token refresh failed (%s); taking a new grant", exc.code or exc.msg)
+        return await self._grant()
+
+    async def _grant_after_rejection(self, stale: Token | None) -> Token:
+        return await self._grant()
+
+    async def _grant(self) -> Token:
+        return await self._token_call("/v1.0/token", query={"grant_type": 1}, refresh=False)
+
+    async def _token_call(
+        self, path: str, *, query: Mapping[str, str | int] | None = None, refresh: bool
+    ) -> Token:
+        attempts = Counter[str]()
+        while True:
+            envelope = await self._exchange("GET", path, query, None, None, attempts)
+            if envelope is not None:
+                break
+        if not envelope.success:
+            self._raise_for(envelope, path)
+        result = envelope.result
+        if not isinstance(result, dict) or not result.get("access_token"):
+            raise TuyaResponseError("token answer without an access_token", tid=envelope.tid)
+        if refresh:
+            self.stats.refreshes += 1
+        else:
+            self.stats.grants += 1
+        ttl = _seconds(result.get("expire_time", result.get("expire")), default=7200.0)
+        return Token(
+            access_token=str(result["access_token"]),
+            refresh_token=str(result.get("refresh_token") or ""),
+            expires_at=self._clock() + ttl,
+            uid=str(result.get("uid") or ""),
+        )
+
+    # ------------------------------------------------------------------ device listing
+
+    async def _list_devices_thing(self) -> AsyncIterator[list[Any]]:
+        page_size = 20
+        last_id: str | None = None
+        while True:
+            query: dict[str, str | int] = {"page_size": page_size}
+            if last_id:
+                query["last_id"] = last_id
+            result, tid = await self.call("GET", "/v2.0/cloud/thing/device", query=query)
+            page = _as_list(result, "list", tid)
+            if not page:
+                return
+            yield page
+            next_id = _item_id(page[-1])
+            if len(page) < page_size or not next_id or next_id == last_id:
+                return
+            last_id = next_id
+
+    async def _list_devices_iot03(self) -> AsyncIterator[list[Any]]:
+        query: dict[str, str | int] = {"page_size": 200}
+        if self.settings.source_type:
+            query["source_type"] = self.settings.source_type
+        if self.settings.source_id:
+            query["source_id"] = self.settings.source_id
+        seen_keys: set[str] = set()
+        while True:
+            result, tid = await self.call("GET", "/v1.3/iot-03/devices", query=query)
+            if not isinstance(result, dict):
+                raise TuyaResponseError("device list: expected an object with 'list'", tid=tid)
+            page = _as_list(result.get("list"), "list", tid)
+            if page:
+                yield page
+            row_key = result.get("last_row_key")
+            if not result.get("has_more") or not row_key or row_key in seen_keys:
+                return
+            seen_keys.add(str(row_key))
+            query["last_row_key"] = str(row_key)
+
+
+def _parse_device(item: Any) -> DeviceSummary:
+    try:
+        return DeviceSummary.model_validate(item)
+    except ValueError as exc:
+        raise TuyaResponseError(f"unreadable device in the device list: {exc}") from None
+
+
+def _as_list(value: Any, what: str, tid: str | None) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TuyaResponseError(
+            f"device list: expected a {what}, got {type(value).__name__}", tid=tid
+        )
+    return value
+
+
+def _item_id(item: Any) -> str | None:
+    if isinstance(item, dict):
+        value = item.get("id") or item.get("device_id")
+        return str(value) if value else None
+    return None
+
+
+def _seconds(value: object, *, default: float) -> float:
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            return default
+    return default
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _decode(response: httpx.Response) -> _Envelope:
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise TuyaResponseError(
+            f"HTTP {response.status_code}: the answer is not JSON ({len(response.content)} bytes)"
+        ) from None
+    if not isinstance(payload, dict) or "success" not in payload:
+        raise TuyaResponseError(f"HTTP {response.status_code}: the answer is not Tuya's envelope")
+    tid = payload.get("tid")
+    tid = str(tid) if tid is not None else None
+    t = payload.get("t")
+    t = t if isinstance(t, int) and not isinstance(t, bool) else None
+    if payload.get("success") is True:
+        return _Envelope(True, payload.get("result"), None, "", t, tid)
+    raw_code = payload.get("code", payload.get("error_code"))
+    try:
+        code = int(raw_code) if raw_code is not None else None
+    except (TypeError, ValueError):
+        code = None
+    msg = payload.get("msg", payload.get("error_msg")) or "no message"
+    return _Envelope(False, None, code, str(msg), t, tid)
