@@ -1,0 +1,55 @@
+"""Fixtures that serve the Tuya Cloud simulator over real HTTP on loopback.
+
+`make_simulator(fleet=..., **cloud_kwargs)` starts one simulator per call (all stopped at the
+end of the test); `simulator` is one with the demo fleet, or with what an indirect
+parametrisation asks for:
+
+    @pytest.mark.parametrize("simulator", [{"fleet": generate_fleet(500), "token_ttl_s": 30}],
+                             indirect=True)
+    def test_x(simulator): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from fwwatch.simulator import (
+    DEFAULT_ACCESS_ID,
+    DEFAULT_ACCESS_SECRET,
+    Fleet,
+    RunningSimulator,
+    SimulatedCloud,
+    demo_fleet,
+    running_simulator,
+)
+
+MakeSimulator = Callable[..., RunningSimulator]
+
+
+@pytest.fixture
+def make_simulator() -> Iterator[MakeSimulator]:
+    """A factory: `make_simulator(fleet=None, **SimulatedCloud kwargs)` -> a running simulator.
+
+    The fleet defaults to `demo_fleet()`, credentials to the simulator's defaults. The result
+    has `.url`, `.cloud`, `.access_id` and `.access_secret`.
+    """
+    with ExitStack() as stack:
+
+        def factory(fleet: Fleet | None = None, **cloud_kwargs: Any) -> RunningSimulator:
+            cloud_kwargs.setdefault("access_id", DEFAULT_ACCESS_ID)
+            cloud_kwargs.setdefault("access_secret", DEFAULT_ACCESS_SECRET)
+            cloud = SimulatedCloud(fleet if fleet is not None else demo_fleet(), **cloud_kwargs)
+            return stack.enter_context(running_simulator(cloud))
+
+        yield factory
+
+
+@pytest.fixture
+def simulator(request: pytest.FixtureRequest, make_simulator: MakeSimulator) -> RunningSimulator:
+    """A running simulator with the demo fleet, or the kwargs of an indirect parametrisation."""
+    params: dict[str, Any] = dict(getattr(request, "param", None) or {})
+    return make_simulator(**params)
