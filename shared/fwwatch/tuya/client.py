@@ -46,13 +46,10 @@ BUSY_CODES = frozenset({500, 1112})
 DATA_CENTRE_CODES = frozenset({2007, 2406, 28841107})
 # Device-level codes: code -> (permanent, hint).
 DEVICE_CODES: dict[int, tuple[bool, str]] = {
-    1106: (
-        True,
-        "the device is not in this cloud project (or the project is in another data centre)",
-    ),
-    2001: (False, "the device is offline; it will be checked again next time"),
+    1106: (True, "not in this cloud project, or the project is in another data centre"),
+    2001: (False, "checked again next time"),
     2009: (True, "the device does not support this API"),
-    2010: (True, "the device does not exist"),
+    2010: (True, "no such device"),
 }
 
 _REFRESH_PATH = re.compile(r"/v1\.0/token/[^/?\s\"]+")
@@ -134,6 +131,9 @@ class TuyaClient:
         self._refresh_margin_s = refresh_margin_s
         self._rng = rng
         self._slots = asyncio.Semaphore(settings.max_connections)
+        # A fatal answer (bad secret, wrong data centre...) ends this client: every later
+        # call raises it again without asking the cloud, so there is no retry storm.
+        self._fatal: TuyaFatalError | None = None
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             transport=transport,
@@ -196,9 +196,23 @@ class TuyaClient:
         body: Any = None,
     ) -> tuple[Any, str | None]:
         """One API call with token, clock, rate and retry handling: ``(result, tid)``."""
+        try:
+            return await self._call(method, path, query, body)
+        except TuyaFatalError as exc:
+            self._fatal = self._fatal or exc
+            raise
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int] | None,
+        body: Any,
+    ) -> tuple[Any, str | None]:
         attempts = Counter[str]()
-        token: Token | None = None
         while True:
+            if self._fatal is not None:
+                raise self._fatal
             token = await self._usable_token()
             envelope = await self._exchange(method, path, query, body, token, attempts)
             if envelope is None:
@@ -422,7 +436,7 @@ class TuyaClient:
             )
         if code in DEVICE_CODES:
             permanent, hint = DEVICE_CODES[code]
-            raise TuyaDeviceError(f"{msg}: {hint}", code=code, tid=tid, permanent=permanent)
+            raise TuyaDeviceError(f"{msg} ({hint})", code=code, tid=tid, permanent=permanent)
         if code in TOKEN_CODES:
             # Only token calls get here: the refresh token itself was refused.
             raise TuyaApiError(f"token call refused: {msg}", code=code, tid=tid)
@@ -432,12 +446,16 @@ class TuyaClient:
 
     async def _usable_token(self) -> Token:
         token = await self._tokens.load()
+        if self._fatal is not None:
+            raise self._fatal
         now = self._clock()
         if token is None or token.expires_within(self._refresh_margin_s, now):
             token = await self._tokens.replace(token, self._refresh_or_grant)
         return token
 
     async def _refresh_or_grant(self, stale: Token | None) -> Token:
+        if self._fatal is not None:
+            raise self._fatal
         # The renewal may have raced with another holder of the store: only renew a token
         # that is really missing or about to expire.
         now = self._clock()
@@ -453,6 +471,8 @@ class TuyaClient:
         return await self._grant()
 
     async def _grant_after_rejection(self, stale: Token | None) -> Token:
+        if self._fatal is not None:
+            raise self._fatal
         return await self._grant()
 
     async def _grant(self) -> Token:
@@ -580,7 +600,11 @@ def _decode(response: httpx.Response) -> _Envelope:
     t = payload.get("t")
     t = t if isinstance(t, int) and not isinstance(t, bool) else None
     if payload.get("success") is True:
-        return _Envelope(True, payload.get("result"), None, "", t, tid)
+        if "result" not in payload:
+            raise TuyaResponseError(
+                f"HTTP {response.status_code}: a success answer without a result", tid=tid
+            )
+        return _Envelope(True, payload["result"], None, "", t, tid)
     raw_code = payload.get("code", payload.get("error_code"))
     try:
         code = int(raw_code) if raw_code is not None else None

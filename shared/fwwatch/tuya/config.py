@@ -17,7 +17,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import TuyaConfigError
 
-__all__ = ["REGIONS", "TuyaSettings", "endpoint_for_region", "validate_endpoint"]
+__all__ = [
+    "REGIONS",
+    "TuyaSettings",
+    "endpoint_for_region",
+    "is_loopback_host",
+    "validate_endpoint",
+]
 
 #: Tuya's data centres and their OpenAPI base URLs.
 REGIONS: dict[str, str] = {
@@ -44,7 +50,8 @@ def endpoint_for_region(region: str) -> str:
         ) from None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:
@@ -69,7 +76,7 @@ def validate_endpoint(url: str, *, variable: str = "TUYA_ENDPOINT") -> str:
         raise TuyaConfigError(
             f"{variable}={url!r} has a path; give only the base URL, e.g. https://openapi.tuyaeu.com"
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise TuyaConfigError(
             f"{variable}={url!r} uses plain http to a non-loopback host; Tuya credentials "
             "travel only over https (plain http is accepted for a local simulator on "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 
 __all__ = ["AdaptiveRateLimiter", "full_jitter_backoff"]
@@ -50,6 +51,7 @@ class AdaptiveRateLimiter:
         self._last_cut = -1e9
         self._throttled_at: float | None = None  # the rate that was last throttled
         self._lock = asyncio.Lock()
+        self._recent_ok: deque[float] = deque()
         self.throttle_events = 0
 
     async def acquire(self) -> None:
@@ -71,11 +73,26 @@ class AdaptiveRateLimiter:
             return
         self._throttled_at = self.rate
         self._last_cut = now
-        self.rate = max(self.floor, self.rate * self._decrease)
+        # What the server accepted over the last second is the best estimate of its limit:
+        # far above it, this lands next to it in one step instead of many halvings.
+        accepted = self._accepted_last_second(now)
+        target = self.rate * self._decrease
+        if accepted >= 1:
+            target = min(target, accepted * 0.95)
+        self.rate = max(self.floor, target)
         self._next_slot = max(self._next_slot, now + 1.0 / self.rate)
+
+    def _accepted_last_second(self, now: float) -> int:
+        while self._recent_ok and self._recent_ok[0] < now - 1.0:
+            self._recent_ok.popleft()
+        return len(self._recent_ok)
 
     def on_success(self) -> None:
         """A call went through: probe upward, gently when close to the last throttled rate."""
+        now = self._clock()
+        self._recent_ok.append(now)
+        if len(self._recent_ok) > 4 * self.ceiling + 100:
+            self._accepted_last_second(now)
         if self.rate >= self.ceiling:
             return
         # Each success adds 0.02/s, so the rate grows about 2 % per second (r successes a
