@@ -1,0 +1,146 @@
+"""Check many devices concurrently, and compare what was found with what is stored.
+
+A device-level failure is kept with its device and never stops the others; a fatal error
+(bad credentials, wrong data centre, lapsed account) stops the whole check at once, since
+every other device would fail the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from .events import FirmwareEvent, diff
+from .state import ChannelKey, ChannelState, DeviceInfo, changed, next_states, utcnow
+from .tuya import DeviceFirmware, TuyaError, TuyaFatalError
+
+__all__ = ["CheckResult", "Comparison", "FirmwareSource", "check_devices", "compare_results"]
+
+
+class FirmwareSource(Protocol):
+    """Anything that can fetch a device's firmware: the Tuya client, or a fake in tests."""
+
+    async def get_firmware(self, device_id: str) -> DeviceFirmware: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The outcome for one device: its firmware, or the error that stopped it."""
+
+    device_id: str
+    firmware: DeviceFirmware | None = None
+    error: TuyaError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The device was checked."""
+        return self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"device_id", "channels": [...], "error": null | {code, msg, tid}}``."""
+        channels = self.firmware.channels if self.firmware else ()
+        return {
+            "device_id": self.device_id,
+            "channels": [channel.model_dump(mode="json") for channel in channels],
+            "error": self.error.as_dict() if self.error else None,
+        }
+
+
+Progress = Callable[[CheckResult], None]
+
+
+async def check_devices(
+    source: FirmwareSource,
+    device_ids: Sequence[str],
+    *,
+    concurrency: int = 16,
+    on_result: Progress | None = None,
+) -> list[CheckResult]:
+    """Check every device, at most ``concurrency`` at a time; results in the order given.
+
+    Raises :class:`~fwwatch.tuya.TuyaFatalError` as soon as one call hits a fatal error.
+    """
+    results: list[CheckResult | None] = [None] * len(device_ids)
+    next_index = 0
+
+    async def check_one(index: int) -> None:
+        device_id = device_ids[index]
+        try:
+            result = CheckResult(device_id, firmware=await source.get_firmware(device_id))
+        except TuyaFatalError:
+            raise
+        except TuyaError as exc:
+            result = CheckResult(device_id, error=exc)
+        results[index] = result
+        if on_result is not None:
+            on_result(result)
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < len(device_ids):
+            index = next_index
+            next_index += 1
+            await check_one(index)
+
+    # A fixed pool of workers rather than one task per device: 100,000 devices cost
+    # ``concurrency`` tasks, and a fatal error cancels the pool through the task group.
+    workers = min(max(1, concurrency), len(device_ids))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(worker())
+    except* TuyaFatalError as fatal:
+        raise fatal.exceptions[0] from None
+    return [result for result in results if result is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """What a batch of check results changes: the states to write and the news they make."""
+
+    changed_states: list[ChannelState]
+    events: list[FirmwareEvent]
+
+    @property
+    def nothing_changed(self) -> bool:
+        """No write is needed."""
+        return not self.changed_states
+
+
+def compare_results(
+    results: Sequence[CheckResult],
+    stored: Mapping[ChannelKey, ChannelState],
+    *,
+    infos: Mapping[str, DeviceInfo] | None = None,
+    notify_first_seen: bool = False,
+    now: datetime | None = None,
+) -> Comparison:
+    """Compare check results with the stored states: only what changed, and the events.
+
+    The same function serves the checker Lambda (which writes the changed states and lets
+    the table's stream produce the events) and the local runner (which stores both).
+    """
+    now = now or utcnow()
+    by_device: dict[str, list[ChannelState]] = {}
+    for state in stored.values():
+        by_device.setdefault(state.device_id, []).append(state)
+    changed_states: list[ChannelState] = []
+    events: list[FirmwareEvent] = []
+    for result in results:
+        candidates = next_states(
+            result.device_id,
+            firmware=result.firmware,
+            error=result.error,
+            stored=by_device.get(result.device_id, ()),
+            info=(infos or {}).get(result.device_id),
+            now=now,
+        )
+        for new in candidates:
+            old = stored.get(new.key)
+            if changed(old, new):
+                changed_states.append(new)
+                events.extend(diff(old, new, notify_first_seen=notify_first_seen))
+    return Comparison(changed_states, events)

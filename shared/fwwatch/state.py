@@ -1,0 +1,245 @@
+"""What fwwatch remembers about each device channel, and how a check result becomes state.
+
+One :class:`ChannelState` per device and firmware channel. A new check result is turned
+into candidate states; only those that differ from the stored ones (:func:`changed`) are
+written, so an unchanged fleet costs no write at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from .tuya import DeviceFirmware, DeviceSummary, TuyaError
+from .tuya.models import UPDATE_FAILED, UPDATE_RUNNING
+
+__all__ = [
+    "DEVICE_LEVEL_CHANNEL",
+    "ChannelKey",
+    "ChannelState",
+    "DeviceInfo",
+    "StateStore",
+    "StoredError",
+    "changed",
+    "next_states",
+    "utcnow",
+]
+
+#: The pseudo-channel under which a device-level error is kept when no channel is known yet.
+DEVICE_LEVEL_CHANNEL = -1
+
+ChannelKey = tuple[str, int]
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, to the second (state timestamps need no more)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class StoredError(BaseModel):
+    """The last error seen for a device: Tuya's code, message and trace id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: int | None = None
+    msg: str
+    tid: str | None = None
+    permanent: bool = False
+
+    @classmethod
+    def from_error(cls, error: TuyaError) -> StoredError:
+        """Keep the facts of an error (``permanent`` for device errors that won't clear)."""
+        return cls(
+            code=error.code,
+            msg=error.msg,
+            tid=error.tid,
+            permanent=bool(getattr(error, "permanent", False)),
+        )
+
+    def same_as(self, other: StoredError | None) -> bool:
+        """Same error, ignoring the trace id (which differs on every call)."""
+        return other is not None and (self.code, self.msg) == (other.code, other.msg)
+
+
+class DeviceInfo(BaseModel):
+    """Names of a device and its product, when the device listing gave them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device_name: str | None = None
+    product_id: str | None = None
+    product_name: str | None = None
+
+    @classmethod
+    def from_summary(cls, summary: DeviceSummary) -> DeviceInfo:
+        """Take the names from a listed device."""
+        return cls(
+            device_name=summary.name,
+            product_id=summary.product_id,
+            product_name=summary.product_name,
+        )
+
+
+class ChannelState(BaseModel):
+    """The remembered firmware state of one channel of one device."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device_id: str
+    channel: int
+    channel_name: str = ""
+    device_name: str | None = None
+    product_id: str | None = None
+    product_name: str | None = None
+    current_version: str | None = None
+    target_version: str | None = None
+    upgrade_status: int = 0
+    update_available: bool = False
+    first_seen: datetime
+    last_changed: datetime
+    last_error: StoredError | None = None
+
+    @property
+    def key(self) -> ChannelKey:
+        """``(device_id, channel)``: the identity of the item."""
+        return (self.device_id, self.channel)
+
+    @property
+    def offered_version(self) -> str | None:
+        """The version on offer: a target other than the installed version, else ``None``."""
+        if self.target_version and self.target_version != self.current_version:
+            return self.target_version
+        return None
+
+    @property
+    def update_running(self) -> bool:
+        """An update is under way."""
+        return self.upgrade_status in UPDATE_RUNNING
+
+    @property
+    def update_failed(self) -> bool:
+        """The last update failed or timed out."""
+        return self.upgrade_status in UPDATE_FAILED
+
+    def facts(self) -> tuple[Any, ...]:
+        """What a change is measured on: everything but the timestamps and trace ids."""
+        error = (self.last_error.code, self.last_error.msg) if self.last_error else None
+        return (
+            self.channel_name,
+            self.device_name,
+            self.product_id,
+            self.product_name,
+            self.current_version,
+            self.target_version,
+            self.upgrade_status,
+            self.update_available,
+            error,
+        )
+
+    def to_item(self) -> dict[str, Any]:
+        """JSON-ready flat form (the shape stored in DynamoDB and SQLite)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> ChannelState:
+        """Read the flat form back."""
+        return cls.model_validate(item)
+
+
+def next_states(
+    device_id: str,
+    *,
+    firmware: DeviceFirmware | None,
+    error: TuyaError | None,
+    stored: Iterable[ChannelState],
+    info: DeviceInfo | None = None,
+    now: datetime | None = None,
+) -> list[ChannelState]:
+    """The states a check result leads to, for one device, changed or not.
+
+    A successful check gives one state per reported channel (keeping ``first_seen`` and,
+    when nothing changed, ``last_changed``). A failed check keeps the known channels and
+    records the error on them, or on a device-level item when no channel is known yet.
+    """
+    now = now or utcnow()
+    known = {state.channel: state for state in stored if state.device_id == device_id}
+    if firmware is not None:
+        states = [
+            _merge(known.get(channel.channel), _fresh(device_id, channel, info, now), now)
+            for channel in firmware.channels
+        ]
+        placeholder = known.get(DEVICE_LEVEL_CHANNEL)
+        if placeholder is not None and placeholder.last_error is not None:
+            # The device answers again: clear the error kept while no channel was known.
+            states.append(placeholder.model_copy(update={"last_error": None, "last_changed": now}))
+        return states
+    assert error is not None, "a check result has firmware or an error"
+    stored_error = StoredError.from_error(error)
+    real_channels = [s for c, s in sorted(known.items()) if c != DEVICE_LEVEL_CHANNEL]
+    targets = real_channels or [
+        known.get(DEVICE_LEVEL_CHANNEL)
+        or ChannelState(
+            device_id=device_id,
+            channel=DEVICE_LEVEL_CHANNEL,
+            channel_name="device",
+            first_seen=now,
+            last_changed=now,
+            **(info.model_dump() if info else {}),
+        )
+    ]
+    return [
+        _merge(state, state.model_copy(update={"last_error": stored_error}), now)
+        for state in targets
+    ]
+
+
+def _fresh(device_id: str, channel: Any, info: DeviceInfo | None, now: datetime) -> ChannelState:
+    return ChannelState(
+        device_id=device_id,
+        channel=channel.channel,
+        channel_name=channel.channel_name,
+        current_version=channel.current_version,
+        target_version=channel.target_version,
+        upgrade_status=channel.upgrade_status,
+        update_available=channel.update_available,
+        first_seen=now,
+        last_changed=now,
+        **(info.model_dump() if info else {}),
+    )
+
+
+def _merge(old: ChannelState | None, new: ChannelState, now: datetime) -> ChannelState:
+    """Carry over what the check cannot know: first sighting, names, unchanged timestamps."""
+    if old is None:
+        return new
+    names = {
+        field: getattr(old, field)
+        for field in ("device_name", "product_id", "product_name")
+        if getattr(new, field) is None
+    }
+    merged = new.model_copy(update={"first_seen": old.first_seen, **names})
+    if merged.facts() == old.facts():
+        return merged.model_copy(
+            update={"last_changed": old.last_changed, "last_error": old.last_error}
+        )
+    return merged.model_copy(update={"last_changed": now})
+
+
+def changed(old: ChannelState | None, new: ChannelState) -> bool:
+    """Whether ``new`` must be written (something other than timestamps differs)."""
+    return old is None or old.facts() != new.facts()
+
+
+class StateStore(Protocol):
+    """Where channel states live: SQLite on one machine, DynamoDB in the cloud."""
+
+    def load(self, device_ids: Iterable[str]) -> dict[ChannelKey, ChannelState]:
+        """Every stored state of these devices, by ``(device_id, channel)``."""
+        ...
+
+    def save(self, states: Iterable[ChannelState]) -> None:
+        """Write these states (only changed ones are ever passed)."""
+        ...
