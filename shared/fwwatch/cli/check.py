@@ -1,0 +1,108 @@
+"""``fwwatch check`` and ``fwwatch devices``: ask the cloud now."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from ..check import CheckResult, check_devices
+from ..tuya import TuyaClient, TuyaError, validate_device_id
+from .common import EXIT_DEVICES_FAILED, EXIT_OK, Progress, load_settings, table
+
+
+async def check_command(args: argparse.Namespace, out: TextIO) -> int:
+    """Check the devices given, print a table or JSON; 1 when a device failed."""
+    device_ids = [validate_device_id(device_id) for device_id in args.device_ids]
+    settings = load_settings()
+    progress = Progress()
+    started = time.monotonic()
+    done = 0
+
+    def advance(_: CheckResult) -> None:
+        nonlocal done
+        done += 1
+        progress.update(done, len(device_ids))
+
+    async with TuyaClient(settings) as tuya:
+        results = await check_devices(
+            tuya, device_ids, concurrency=args.concurrency, on_result=advance
+        )
+        requests = tuya.stats.requests
+    progress.done()
+    if args.json:
+        json.dump([result.as_dict() for result in results], out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render_check_table(results))
+        out.write(check_summary(results, requests, time.monotonic() - started) + "\n")
+    return EXIT_OK if all(result.ok for result in results) else EXIT_DEVICES_FAILED
+
+
+def render_check_table(results: Sequence[CheckResult]) -> str:
+    """One row per device channel, or per failed device."""
+    header = ("DEVICE", "CHANNEL", "INSTALLED", "OFFERED", "STATUS", "UPDATE")
+    rows: list[tuple[str, ...]] = []
+    for result in results:
+        if result.error is not None:
+            rows.append((result.device_id, "-", "-", "-", "error", _error_text(result.error)))
+            continue
+        channels = result.firmware.channels if result.firmware else ()
+        if not channels:
+            rows.append((result.device_id, "-", "-", "-", "no firmware", ""))
+        for channel in channels:
+            offered = channel.target_version or "-"
+            rows.append(
+                (
+                    result.device_id,
+                    f"{channel.channel_name} ({channel.channel})",
+                    channel.current_version or "?",
+                    "-" if offered == channel.current_version else offered,
+                    channel.status_name,
+                    "yes" if channel.update_available else "",
+                )
+            )
+    return table(header, rows)
+
+
+def _error_text(error: TuyaError) -> str:
+    code = f"[{error.code}] " if error.code is not None else ""
+    return f"{code}{error.msg}"
+
+
+def check_summary(results: Sequence[CheckResult], requests: int, seconds: float) -> str:
+    """One line a cron mail makes sense of."""
+    failed = sum(1 for result in results if not result.ok)
+    updates = sum(1 for r in results if r.firmware is not None and r.firmware.update_available)
+    return (
+        f"Checked {len(results) - failed} of {len(results)} devices: "
+        f"{updates} with an update available, {failed} failed "
+        f"({requests} Tuya requests, {seconds:.1f} s)"
+    )
+
+
+async def devices_command(args: argparse.Namespace, out: TextIO) -> int:
+    """List the project's devices."""
+    settings = load_settings()
+    async with TuyaClient(settings) as tuya:
+        devices = [device async for device in tuya.list_devices()]
+    if args.json:
+        json.dump([device.model_dump(mode="json") for device in devices], out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    online = {True: "yes", False: "no", None: "?"}
+    rows = [
+        (
+            device.device_id,
+            device.name or "",
+            f"{device.product_name or ''} ({device.product_id or '?'})",
+            device.category or "",
+            online[device.online],
+        )
+        for device in devices
+    ]
+    out.write(table(("DEVICE", "NAME", "PRODUCT", "CATEGORY", "ONLINE"), rows))
+    out.write(f"{len(devices)} devices\n")
+    return EXIT_OK

@@ -1,0 +1,301 @@
+"""``fwwatch run``, ``watch``, ``status`` and ``notify-test``: the local mode."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import TextIO
+
+from ..local.config import LocalConfigError, LocalSettings
+from ..local.runner import RunReport, run_cycle
+from ..local.store_sqlite import SqliteStore
+from ..tuya import InvalidDeviceIdError, TuyaClient, TuyaSettings, validate_device_id
+from .common import EXIT_DEVICES_FAILED, EXIT_OK, Progress, UsageError, environment, table
+
+MAX_DEVICE_FILE_BYTES = 16 * 1024 * 1024
+MAX_DEVICES = 1_000_000
+
+
+def read_device_ids(spec: str) -> list[str]:
+    """``--devices``: a file (one ID per line, ``#`` comments, or a JSON array) or ``ID,ID``.
+
+    Every ID is validated before anything is sent; a hostile or broken file is refused
+    with the line that is wrong.
+    """
+    path = Path(spec)
+    if path.is_file():
+        if path.stat().st_size > MAX_DEVICE_FILE_BYTES:
+            raise UsageError(f"{spec}: larger than {MAX_DEVICE_FILE_BYTES // 2**20} MiB")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"{spec}: not a UTF-8 text file") from None
+        if text.lstrip().startswith("["):
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{spec}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+            if not isinstance(raw, list):
+                raise UsageError(f"{spec}: expected a JSON array of device IDs")
+            entries = [(f"{spec}: item {n}", item) for n, item in enumerate(raw, 1)]
+        else:
+            entries = [
+                (f"{spec}:{n}", line.split("#", 1)[0].strip())
+                for n, line in enumerate(text.splitlines(), 1)
+            ]
+            entries = [(where, value) for where, value in entries if value]
+    elif "/" in spec or spec.startswith("."):
+        raise UsageError(f"--devices {spec!r}: no such file")
+    else:
+        entries = [(f"--devices item {n}", v.strip()) for n, v in enumerate(spec.split(","), 1)]
+    if len(entries) > MAX_DEVICES:
+        raise UsageError(f"{spec}: more than {MAX_DEVICES} devices")
+    ids: list[str] = []
+    seen: set[str] = set()
+    for where, value in entries:
+        try:
+            device_id = validate_device_id(value)
+        except InvalidDeviceIdError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        if device_id not in seen:
+            seen.add(device_id)
+            ids.append(device_id)
+    if not ids:
+        raise UsageError(f"--devices {spec!r}: no device IDs")
+    return ids
+
+
+def _local_settings(args: argparse.Namespace, env: dict[str, str]) -> LocalSettings:
+    try:
+        local = LocalSettings.from_env(env)
+    except LocalConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if getattr(args, "state", None):
+        local = local.model_copy(update={"state": Path(args.state)})
+    return local
+
+
+def _settings(args: argparse.Namespace) -> tuple[TuyaSettings, LocalSettings]:
+    env = environment()
+    local = _local_settings(args, env)
+    return TuyaSettings.from_env(env), local
+
+
+async def run_command(args: argparse.Namespace, out: TextIO) -> int:
+    """One cycle; the report as a summary (or JSON); 1 when some device failed."""
+    device_ids = read_device_ids(args.devices) if args.devices else None
+    settings, local = _settings(args)
+    report = await _one_cycle(args, settings, local, device_ids, out)
+    _print_report(report, args.json, out)
+    return EXIT_OK if report.ok else EXIT_DEVICES_FAILED
+
+
+async def _one_cycle(
+    args: argparse.Namespace,
+    settings: TuyaSettings,
+    local: LocalSettings,
+    device_ids: list[str] | None,
+    out: TextIO,
+    stop: asyncio.Event | None = None,
+) -> RunReport:
+    # With --json, stdout carries only the report: the console notifier writes to stderr.
+    notifiers = local.notifiers(sys.stderr if args.json else out)
+    progress = Progress()
+    with SqliteStore(local.state) as store:
+        async with TuyaClient(settings) as tuya:
+            report = await run_cycle(
+                tuya,
+                store,
+                notifiers,
+                device_ids=device_ids,
+                notify_first_seen=args.notify_first_seen,
+                concurrency=args.concurrency,
+                on_progress=progress.update,
+                stop=stop,
+            )
+    progress.done()
+    return report
+
+
+def _print_report(report: RunReport, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        json.dump(report.as_dict(), out, indent=2)
+        out.write("\n")
+        return
+    for result in report.failed:
+        error = result.error
+        code = f"[{error.code}] " if error and error.code is not None else ""
+        out.write(f"  failed: {result.device_id}: {code}{error.msg if error else ''}\n")
+    for name, outcome in report.notifications.items():
+        if outcome.failed:
+            out.write(f"  {name}: {outcome.failed} messages not delivered ({outcome.error})\n")
+    out.write(report.summary_line() + "\n")
+    out.flush()
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``15m``, ``6h``, ``1d``, ``1h30m`` -> seconds (at least 10 s)."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 6h or 1d")
+    seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    if seconds < 10:
+        raise argparse.ArgumentTypeError("the interval must be at least 10s")
+    return seconds
+
+
+async def watch_command(args: argparse.Namespace, out: TextIO) -> int:
+    """Cycles forever, ``--every`` apart (with jitter); stops cleanly on SIGINT/SIGTERM."""
+    device_ids = read_device_ids(args.devices) if args.devices else None
+    settings, local = _settings(args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    out.write(f"fwwatch watch: a cycle every {args.every:.0f} s; Ctrl-C or SIGTERM stops.\n")
+    out.flush()
+    status = EXIT_OK
+    try:
+        while not stop.is_set():
+            report = await _one_cycle(args, settings, local, device_ids, out, stop)
+            _print_report(report, False, out)
+            status = EXIT_OK if report.ok else EXIT_DEVICES_FAILED
+            if stop.is_set():
+                break
+            delay = args.every * random.uniform(1 - args.jitter, 1 + args.jitter)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                continue
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    out.write("fwwatch watch: stopped.\n")
+    return status
+
+
+def status_command(args: argparse.Namespace, out: TextIO) -> int:
+    """The fleet as the state knows it."""
+    local = _local_settings(args, environment())
+    if not local.state.exists():
+        raise UsageError(f"no state at {local.state} yet: run `fwwatch run` first")
+    with SqliteStore(local.state) as store:
+        states = store.load_all()
+        checks = store.last_checks()
+    channels = [s for s in states if s.channel >= 0]
+    versions = Counter(
+        (s.product_name or "", s.product_id or "", s.channel_name, s.current_version or "?")
+        for s in channels
+    )
+    pending = [s for s in channels if s.update_available]
+    errors = {
+        device_id: (checked, error)
+        for device_id, (checked, ok, error) in checks.items()
+        if not ok and error is not None
+    }
+    summary = {
+        "devices": len({s.device_id for s in states} | set(checks)),
+        "channels": len(channels),
+        "versions": [
+            {
+                "product_name": name,
+                "product_id": product_id,
+                "channel_name": channel,
+                "current_version": version,
+                "devices": count,
+            }
+            for (name, product_id, channel, version), count in sorted(versions.items())
+        ],
+        "pending_updates": [
+            {
+                "device_id": s.device_id,
+                "product_id": s.product_id,
+                "channel": s.channel,
+                "current_version": s.current_version,
+                "target_version": s.target_version,
+                "upgrade_status": s.upgrade_status,
+            }
+            for s in pending
+        ],
+        "errors": [
+            {"device_id": device_id, "last_checked": checked, **error}
+            for device_id, (checked, error) in sorted(errors.items())
+        ],
+        "last_checked": {device_id: checks[device_id][0] for device_id in sorted(checks)},
+    }
+    if args.json:
+        json.dump(summary, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    out.write(f"State: {local.state}\n")
+    out.write(
+        f"{summary['devices']} devices, {len(channels)} channels, "
+        f"{len(pending)} updates pending, {len(errors)} devices in error\n\n"
+    )
+    out.write(
+        table(
+            ("PRODUCT", "CHANNEL", "INSTALLED", "DEVICES"),
+            [
+                (f"{name} ({pid})", channel, version, str(count))
+                for (name, pid, channel, version), count in sorted(versions.items())
+            ],
+        )
+    )
+    if pending:
+        out.write("\nPending updates:\n")
+        out.write(
+            table(
+                ("DEVICE", "CHANNEL", "INSTALLED", "OFFERED", "LAST CHECKED"),
+                [
+                    (
+                        s.device_id,
+                        s.channel_name,
+                        s.current_version or "?",
+                        s.target_version or "?",
+                        checks.get(s.device_id, ("never",))[0],
+                    )
+                    for s in pending
+                ],
+            )
+        )
+    if errors:
+        out.write("\nDevices in error:\n")
+        out.write(
+            table(
+                ("DEVICE", "CODE", "MESSAGE", "LAST CHECKED"),
+                [
+                    (device_id, str(error.get("code")), str(error.get("msg")), checked)
+                    for device_id, (checked, error) in sorted(errors.items())
+                ],
+            )
+        )
+    return EXIT_OK
+
+
+async def notify_test_command(args: argparse.Namespace, out: TextIO) -> int:
+    """Send a labelled test message through every configured notifier."""
+    local = _local_settings(args, environment())
+    notifiers = local.notifiers(out)
+    outcomes = await asyncio.gather(
+        *(notifier.send_test() for notifier in notifiers), return_exceptions=True
+    )
+    failed = 0
+    for notifier, outcome in zip(notifiers, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failed += 1
+            out.write(f"{notifier.name}: FAILED: {outcome}\n")
+        else:
+            out.write(f"{notifier.name}: ok\n")
+    return EXIT_OK if not failed else EXIT_DEVICES_FAILED

@@ -1,0 +1,1 @@
+"""fwwatch on one machine: SQLite state, the run cycle, and the watch loop."""

@@ -1,0 +1,244 @@
+"""State on one machine: channel states, the news waiting to be delivered, and run history.
+
+One SQLite file. Each batch of devices is stored in one transaction together with the
+events it produced (an outbox), so a run killed half-way loses nothing: the next run sends
+what was stored but not yet delivered, and never sends the same news twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..events import FirmwareEvent
+from ..state import ChannelKey, ChannelState
+
+__all__ = ["PendingEvent", "SqliteStore", "default_state_path"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS channel_state (
+    device_id   TEXT NOT NULL,
+    channel     INTEGER NOT NULL,
+    item        TEXT NOT NULL,
+    PRIMARY KEY (device_id, channel)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS device_check (
+    device_id    TEXT PRIMARY KEY,
+    last_checked TEXT NOT NULL,
+    ok           INTEGER NOT NULL,
+    error        TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY,
+    dedupe_key  TEXT NOT NULL UNIQUE,
+    event       TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delivery (
+    outbox_id    INTEGER NOT NULL REFERENCES outbox(id),
+    notifier     TEXT NOT NULL,
+    delivered_at TEXT,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_error   TEXT,
+    PRIMARY KEY (outbox_id, notifier)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run (
+    run_id      TEXT PRIMARY KEY,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    report      TEXT
+) WITHOUT ROWID;
+"""
+
+
+def default_state_path() -> Path:
+    """``$XDG_STATE_HOME/fwwatch/state.sqlite3`` (``~/.local/state/...`` by default)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "fwwatch" / "state.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """News stored in the outbox and not yet delivered by some notifier."""
+
+    outbox_id: int
+    event: FirmwareEvent
+
+
+class SqliteStore:
+    """Channel states, outbox and runs in one SQLite file (a :class:`StateStore`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work: all of it is stored, or none."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ state
+
+    def load(self, device_ids: Iterable[str]) -> dict[ChannelKey, ChannelState]:
+        """Every stored state of these devices."""
+        ids = list(device_ids)
+        found: dict[ChannelKey, ChannelState] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT item FROM channel_state WHERE device_id IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            for (item,) in rows:
+                state = ChannelState.from_item(json.loads(item))
+                found[state.key] = state
+        return found
+
+    def load_all(self) -> list[ChannelState]:
+        """Every stored state (for ``fwwatch status``)."""
+        rows = self._db.execute("SELECT item FROM channel_state ORDER BY device_id, channel")
+        return [ChannelState.from_item(json.loads(item)) for (item,) in rows]
+
+    def save(self, states: Iterable[ChannelState]) -> None:
+        """Write states (in one transaction)."""
+        with self.transaction() as db:
+            self._write_states(db, states)
+
+    def save_batch(
+        self,
+        *,
+        states: Sequence[ChannelState],
+        events: Sequence[FirmwareEvent],
+        checks: Sequence[tuple[str, bool, dict[str, Any] | None]],
+        notifiers: Sequence[str],
+        run_id: str,
+        now: datetime,
+    ) -> int:
+        """Store a batch's changed states, its news and its check times atomically.
+
+        Each new piece of news is queued for every notifier named. News already in the
+        outbox (same device, channel, event and version) is ignored, so a replayed batch
+        cannot queue the same notification twice. Returns how many events were queued.
+        """
+        stamp = now.isoformat()
+        with self.transaction() as db:
+            self._write_states(db, states)
+            queued = 0
+            for event in events:
+                row = db.execute(
+                    "INSERT INTO outbox (dedupe_key, event, run_id, created_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT(dedupe_key) DO NOTHING RETURNING id",
+                    (event.dedupe_key, event.model_dump_json(), run_id, stamp),
+                ).fetchone()
+                if row is None:
+                    continue
+                queued += 1
+                db.executemany(
+                    "INSERT INTO delivery (outbox_id, notifier) VALUES (?, ?)",
+                    [(row[0], notifier) for notifier in notifiers],
+                )
+            db.executemany(
+                "INSERT INTO device_check (device_id, last_checked, ok, error) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(device_id) DO UPDATE SET last_checked=excluded.last_checked, "
+                "ok=excluded.ok, error=excluded.error",
+                [
+                    (device_id, stamp, int(ok), json.dumps(error) if error else None)
+                    for device_id, ok, error in checks
+                ],
+            )
+        return queued
+
+    @staticmethod
+    def _write_states(db: sqlite3.Connection, states: Iterable[ChannelState]) -> None:
+        db.executemany(
+            "INSERT INTO channel_state (device_id, channel, item) VALUES (?, ?, ?) "
+            "ON CONFLICT(device_id, channel) DO UPDATE SET item=excluded.item",
+            [(s.device_id, s.channel, json.dumps(s.to_item())) for s in states],
+        )
+
+    def last_checks(self) -> dict[str, tuple[str, bool, dict[str, Any] | None]]:
+        """When each device was last checked, whether it worked, and its error."""
+        rows = self._db.execute("SELECT device_id, last_checked, ok, error FROM device_check")
+        return {
+            device_id: (checked, bool(ok), json.loads(error) if error else None)
+            for device_id, checked, ok, error in rows
+        }
+
+    # ------------------------------------------------------------------ outbox
+
+    def pending(self, notifier: str) -> list[PendingEvent]:
+        """News not yet delivered by ``notifier``, oldest first."""
+        rows = self._db.execute(
+            "SELECT o.id, o.event FROM delivery d JOIN outbox o ON o.id = d.outbox_id "
+            "WHERE d.notifier = ? AND d.delivered_at IS NULL ORDER BY o.id",
+            (notifier,),
+        )
+        return [
+            PendingEvent(outbox_id, FirmwareEvent.model_validate_json(event))
+            for outbox_id, event in rows
+        ]
+
+    def mark_delivered(self, notifier: str, outbox_ids: Iterable[int], now: datetime) -> None:
+        """Record that ``notifier`` delivered these events."""
+        stamp = now.isoformat()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE delivery SET delivered_at=?, attempts=attempts+1, last_error=NULL "
+                "WHERE outbox_id=? AND notifier=?",
+                [(stamp, outbox_id, notifier) for outbox_id in outbox_ids],
+            )
+
+    def mark_failed(self, notifier: str, outbox_ids: Iterable[int], error: str) -> None:
+        """Record a failed attempt; the events stay pending for the next cycle."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE delivery SET attempts=attempts+1, last_error=? "
+                "WHERE outbox_id=? AND notifier=?",
+                [(error[:500], outbox_id, notifier) for outbox_id in outbox_ids],
+            )
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, run_id: str, now: datetime) -> None:
+        """Record the start of a run."""
+        self._db.execute(
+            "INSERT INTO run (run_id, started_at) VALUES (?, ?)", (run_id, now.isoformat())
+        )
+
+    def finish_run(self, run_id: str, report: dict[str, Any]) -> None:
+        """Record the end of a run with its report."""
+        self._db.execute(
+            "UPDATE run SET finished_at=?, report=? WHERE run_id=?",
+            (datetime.now(UTC).isoformat(), json.dumps(report), run_id),
+        )
