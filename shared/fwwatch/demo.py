@@ -1,83 +1,98 @@
-"""``make run``: check the real fleet when Tuya credentials are set, else a simulated one.
+"""``make run``: a cycle on the real fleet when Tuya credentials are set, else the demo.
 
-Without credentials it starts the simulator in-process with a demo fleet, lists its devices
-and checks them all, so a newcomer sees fwwatch's real output in seconds, with no account
-and no network beyond loopback.
+The demo needs no account, no network beyond loopback and no AWS: it starts the simulator
+in-process with a demo fleet, runs a first cycle (the silent baseline), publishes a
+firmware release in the simulator, and runs a second cycle that shows the notification.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-import time
+import tempfile
+from pathlib import Path
 from typing import TextIO
 
-from .check import check_devices
-from .cli.check import check_summary, render_check_table
-from .cli.common import load_settings
-from .tuya import TuyaClient, TuyaError, TuyaSettings
+from .cli import main as cli_main
+from .cli.check import render_check_table
+from .cli.common import environment
+from .local.runner import RunReport, run_cycle
+from .local.store_sqlite import SqliteStore
+from .notify import ConsoleNotifier
+from .tuya import TuyaClient, TuyaSettings
 
 CREDENTIALS = ("TUYA_ACCESS_ID", "TUYA_ACCESS_SECRET")
 
 
-async def show_fleet(settings: TuyaSettings, out: TextIO) -> int:
-    """List the project's devices and check every one of them; exit status as ``check``."""
-    started = time.monotonic()
+async def _cycle(settings: TuyaSettings, store: SqliteStore, out: TextIO) -> RunReport:
     async with TuyaClient(settings) as tuya:
-        devices = [device async for device in tuya.list_devices()]
-        out.write(f"$ fwwatch devices\n{len(devices)} devices in the project\n\n")
-        out.write(f"$ fwwatch check <the {len(devices)} device IDs>\n")
-        results = await check_devices(tuya, [device.device_id for device in devices])
-        requests = tuya.stats.requests
-    out.write(render_check_table(results))
-    out.write(check_summary(results, requests, time.monotonic() - started) + "\n")
-    return 0 if all(result.ok for result in results) else 1
+        return await run_cycle(tuya, store, [ConsoleNotifier(out)])
 
 
 def run_demo(out: TextIO) -> int:
-    """Start the simulator with the demo fleet, then list and check it."""
-    from .simulator import (
-        DEFAULT_ACCESS_ID,
-        DEFAULT_ACCESS_SECRET,
-        SimulatedCloud,
-        demo_fleet,
-        running_simulator,
-    )
+    """Baseline, release, second cycle with its notification; all against the simulator."""
+    from .check import check_devices
+    from .simulator import SimulatedCloud, demo_fleet, running_simulator
 
     fleet = demo_fleet()
-    cloud = SimulatedCloud(fleet, access_id=DEFAULT_ACCESS_ID, access_secret=DEFAULT_ACCESS_SECRET)
+    cloud = SimulatedCloud(fleet)
     cloud.faults.set_latency(0.02)
-    with running_simulator(cloud) as simulator:
-        out.write(f"Simulated Tuya cloud on {simulator.url} with {len(fleet.devices)} devices.\n\n")
+    plug = next(device for device in fleet.devices if device.channels[0].channel == 0)
+    with running_simulator(cloud) as simulator, tempfile.TemporaryDirectory() as folder:
         settings = TuyaSettings(
-            access_id=DEFAULT_ACCESS_ID,
-            access_secret=DEFAULT_ACCESS_SECRET,
+            access_id=simulator.access_id,
+            access_secret=simulator.access_secret,
             endpoint=simulator.url,
         )
-        status = asyncio.run(show_fleet(settings, out))
+        out.write(f"Simulated Tuya cloud on {simulator.url}: {len(fleet.devices)} devices.\n\n")
+        with SqliteStore(Path(folder) / "state.sqlite3") as store:
+            out.write("$ fwwatch run            # first cycle: a silent baseline\n")
+            out.write(asyncio.run(_cycle(settings, store, out)).summary_line() + "\n\n")
+
+            channel = plug.channels[0]
+            version = _next_version(channel.current_version)
+            cloud.publish_release(plug.product_id, channel.channel, version)
+            out.write(
+                f"(the simulator publishes firmware {version} for {plug.product_name}, "
+                f"channel {channel.channel})\n\n"
+            )
+            out.write("$ fwwatch run            # second cycle: the release is news\n")
+            report = asyncio.run(_cycle(settings, store, out))
+            out.write(report.summary_line() + "\n\n")
+
+            ids = [device.device_id for device in fleet.devices][:6]
+            out.write("$ fwwatch check " + " ".join(ids[:2]) + " ...\n")
+
+            async def check() -> str:
+                async with TuyaClient(settings) as tuya:
+                    return render_check_table(await check_devices(tuya, ids))
+
+            out.write(asyncio.run(check()))
     out.write(
-        "\nOne device is offline on purpose (exit status 1 means: some device failed).\n"
-        "Try it yourself: `fwwatch simulate` in one terminal, the exports it prints and\n"
-        "`fwwatch devices` / `fwwatch check ID...` in another. With TUYA_ACCESS_ID,\n"
-        "TUYA_ACCESS_SECRET and TUYA_REGION set, `make run` checks your real fleet.\n"
+        "\nOne device of the demo fleet is offline on purpose: it is reported, never fatal.\n"
+        "Next: `fwwatch simulate` serves this cloud on a port for your own experiments;\n"
+        "with TUYA_ACCESS_ID, TUYA_ACCESS_SECRET and TUYA_REGION set (or in .env),\n"
+        "`make run` runs a cycle on your real fleet.\n"
     )
-    return status
+    return 0
+
+
+def _next_version(version: str) -> str:
+    parts = version.split(".")
+    if parts and parts[-1].isdigit():
+        parts[-1] = str(int(parts[-1]) + 1)
+        return ".".join(parts)
+    return version + ".1"
 
 
 def main() -> int:
     """Entry point of ``python -m fwwatch.demo``."""
-    if all(os.environ.get(name) for name in CREDENTIALS):
-        print("Tuya credentials found: checking the real fleet.", flush=True)
-        try:
-            return asyncio.run(show_fleet(load_settings(), sys.stdout))
-        except TuyaError as exc:
-            print(f"fwwatch: {exc}", file=sys.stderr)
-            return 2
-    missing = " and ".join(CREDENTIALS)
-    print(f"No Tuya credentials ({missing} unset): running the demo on a simulated cloud.")
-    run_demo(sys.stdout)
-    return 0
+    env = environment()
+    if all(env.get(name) for name in CREDENTIALS):
+        print("Tuya credentials found: running a cycle on the real fleet (fwwatch run).")
+        return cli_main(["run"])
+    print("No Tuya credentials (TUYA_ACCESS_ID/TUYA_ACCESS_SECRET): running the demo.")
+    return run_demo(sys.stdout)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ async def _one_cycle(
     stop: asyncio.Event | None = None,
 ) -> RunReport:
     # With --json, stdout carries only the report: the console notifier writes to stderr.
-    notifiers = local.notifiers(sys.stderr if args.json else out)
+    notifiers = local.notifiers(sys.stderr if getattr(args, "json", False) else out)
     progress = Progress()
     with SqliteStore(local.state) as store:
         async with TuyaClient(settings) as tuya:
@@ -242,7 +242,7 @@ def status_command(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"State: {local.state}\n")
     out.write(
         f"{summary['devices']} devices, {len(channels)} channels, "
-        f"{len(pending)} updates pending, {len(errors)} devices in error\n\n"
+        f"{len(pending)} updates pending, {len(errors)} in error\n\n"
     )
     out.write(
         table(

@@ -107,14 +107,18 @@ class RunReport:
         parts = [
             f"fwwatch run {self.run_id}: checked {self.checked} of {self.devices} devices",
             f"{len(self.failed)} failed",
-            f"{len(self.events)} new events",
-            f"{sent} notifications sent",
+            _count(len(self.events), "new event"),
+            _count(sent, "notification") + " sent",
         ]
         if self.notification_failures:
             parts.append(f"{self.notification_failures} notifications queued for retry")
         if self.interrupted:
             parts.append("interrupted")
         return ", ".join(parts) + f" ({self.tuya_requests} Tuya requests, {self.duration_s:.1f} s)"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 async def run_cycle(

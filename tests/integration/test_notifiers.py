@@ -1,0 +1,290 @@
+"""Notifiers against real local servers: a Slack-like webhook and an SMTP server with STARTTLS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiohttp import web
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from fwwatch.events import EventGroup, EventType, FirmwareEvent, group_events
+from fwwatch.local.runner import deliver_pending
+from fwwatch.local.store_sqlite import SqliteStore
+from fwwatch.notify import (
+    EmailNotifier,
+    JsonLinesNotifier,
+    NotifyError,
+    SlackNotifier,
+    SmtpSettings,
+)
+
+pytestmark = pytest.mark.integration
+
+SMTP_PASSWORD = "smtp-pass-9c1e7f"
+
+
+def a_group(devices: int = 3) -> EventGroup:
+    events = [
+        FirmwareEvent(
+            type=EventType.UPDATE_AVAILABLE,
+            device_id=f"dev{i:03d}",
+            device_name=f"Plug {i}",
+            channel=0,
+            channel_name="Main module",
+            product_id="p-plug",
+            product_name="Smart plug",
+            previous_version="1.0.0",
+            current_version="1.0.0",
+            target_version="1.1.0",
+            occurred_at=datetime(2026, 11, 25, tzinfo=UTC),
+        )
+        for i in range(devices)
+    ]
+    (group,) = group_events(events)
+    return group
+
+
+class FakeSlack:
+    """A webhook endpoint on loopback: answers from a script, records what it was sent."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[int, dict[str, str]]] = []
+        self.received: list[dict[str, Any]] = []
+        self.times: list[float] = []
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.times.append(time.monotonic())
+        status, headers = self.script.pop(0) if self.script else (200, {})
+        if status == 200:
+            self.received.append(await request.json())
+            return web.Response(text="ok")
+        return web.Response(
+            status=status, text="rate_limited" if status == 429 else "oops", headers=headers
+        )
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack()
+    loop = asyncio.new_event_loop()
+    app = web.Application()
+    app.router.add_post("/services/T000/B000/secretpart", fake.handle)
+    runner = web.AppRunner(app, access_log=None)
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        fake.url = f"http://127.0.0.1:{port}/services/T000/B000/secretpart"
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(5)
+    yield fake
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+async def test_slack_gets_blocks_and_a_text_fallback(slack: FakeSlack) -> None:
+    await SlackNotifier(slack.url).send(a_group())
+    (message,) = slack.received
+    assert message["text"].startswith("Firmware 1.1.0 is available for 3 devices")
+    assert [block["type"] for block in message["blocks"]][:2] == ["header", "section"]
+
+
+async def test_slack_429_waits_as_told_then_delivers(slack: FakeSlack) -> None:
+    slack.script = [(429, {"Retry-After": "1"})]
+    await SlackNotifier(slack.url).send(a_group())
+    assert len(slack.received) == 1
+    assert slack.times[1] - slack.times[0] >= 0.95
+
+
+async def test_slack_5xx_is_retried_a_bounded_number_of_times(slack: FakeSlack) -> None:
+    slack.script = [(500, {})] * 3
+    with pytest.raises(NotifyError, match="gave up after 2 attempts") as caught:
+        await SlackNotifier(slack.url, max_attempts=2, max_wait_s=0.05).send(a_group())
+    assert "secretpart" not in str(caught.value)
+    assert slack.received == []
+
+
+async def test_slack_refusing_the_payload_is_not_retried(slack: FakeSlack) -> None:
+    slack.script = [(404, {})]
+    with pytest.raises(NotifyError, match="HTTP 404"):
+        await SlackNotifier(slack.url).send(a_group())
+    assert len(slack.times) == 1
+
+
+def test_a_plain_http_webhook_off_loopback_is_refused() -> None:
+    with pytest.raises(ValueError, match="https"):
+        SlackNotifier("http://hooks.slack.com/services/x")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.original_content))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+@pytest.fixture
+def smtp_server(tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and auth_data.password == SMTP_PASSWORD.encode()
+        return AuthResult(success=ok)
+
+    port = free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls[0],
+        require_starttls=True,
+        authenticator=authenticate,
+        auth_require_tls=True,
+    )
+    controller.start()
+    yield inbox, port
+    controller.stop()
+
+
+def smtp_settings(port: int, **changes: Any) -> SmtpSettings:
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "user": "fwwatch",
+        "password": SMTP_PASSWORD,
+        "sender": "fwwatch@example.com",
+        "recipients": ("ops@example.com", "lead@example.com"),
+    }
+    values.update(changes)
+    return SmtpSettings(**values)
+
+
+async def test_email_goes_out_over_starttls_with_login(
+    smtp_server: tuple[Inbox, int], tls: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    inbox, port = smtp_server
+    await EmailNotifier(smtp_settings(port), tls_context=tls[1]).send(a_group(30))
+    (message,) = inbox.messages
+    assert message["Subject"].startswith("fwwatch: 1.1.0 available - Smart plug")
+    assert message["To"] == "ops@example.com, lead@example.com"
+    body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    assert "30 devices" in body
+    assert "and 10 more" in body
+
+
+async def test_email_to_a_server_that_is_down_raises_without_the_password(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    notifier = EmailNotifier(smtp_settings(free_port(), timeout_s=2), tls_context=tls[1])
+    with pytest.raises(NotifyError) as caught:
+        await notifier.send(a_group())
+    assert "failed" in str(caught.value)
+    assert SMTP_PASSWORD not in str(caught.value) + repr(notifier)
+
+
+async def test_jsonl_appends_one_line_per_group(tmp_path: Path) -> None:
+    path = tmp_path / "news" / "fwwatch.jsonl"
+    notifier = JsonLinesNotifier(path)
+    await notifier.send(a_group(2))
+    await notifier.send(a_group(1))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["device_count"] for line in lines] == [2, 1]
+
+
+def queue_news(store: SqliteStore, group: EventGroup, *notifiers: str) -> None:
+    store.save_batch(
+        states=[],
+        events=list(group.events),
+        checks=[],
+        notifiers=list(notifiers),
+        run_id="r1",
+        now=datetime(2026, 11, 25, tzinfo=UTC),
+    )
+
+
+async def test_news_refused_by_slack_429_is_delivered_next_cycle(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    # Given queued news and Slack asking to wait longer than a cycle will
+    notifier = SlackNotifier(slack.url, max_wait_s=5)
+    with SqliteStore(tmp_path / "s.sqlite3") as store:
+        queue_news(store, a_group(4), "slack")
+        slack.script = [(429, {"Retry-After": "3600"})]
+        first = await deliver_pending(store, [notifier])
+        # When the next cycle comes
+        second = await deliver_pending(store, [notifier])
+        third = await deliver_pending(store, [notifier])
+    # Then the news arrives once
+    assert (first["slack"].failed, second["slack"].sent, third["slack"].sent) == (1, 1, 0)
+    assert len(slack.received) == 1
+
+
+async def test_news_not_sent_while_smtp_is_down_goes_out_when_it_is_back(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext], tmp_path: Path
+) -> None:
+    port = free_port()
+    notifier = EmailNotifier(smtp_settings(port, timeout_s=2), tls_context=tls[1])
+    with SqliteStore(tmp_path / "s.sqlite3") as store:
+        queue_news(store, a_group(2), "email")
+        down = await deliver_pending(store, [notifier])
+        inbox = Inbox()
+        controller = Controller(
+            inbox,
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=tls[0],
+            require_starttls=True,
+            authenticator=lambda *args: AuthResult(success=True),
+            auth_require_tls=True,
+        )
+        controller.start()
+        try:
+            up = await deliver_pending(store, [notifier])
+        finally:
+            controller.stop()
+    assert (down["email"].failed, up["email"].sent) == (1, 1)
+    assert len(inbox.messages) == 1
