@@ -7,6 +7,8 @@ written, so an unchanged fleet costs no write at all.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -24,11 +26,12 @@ __all__ = [
     "StateStore",
     "StoredError",
     "changed",
+    "channels_digest",
     "next_states",
     "utcnow",
 ]
 
-#: The pseudo-channel under which a device-level error is kept when no channel is known yet.
+#: The channel number of the device item: device-level facts (last error, digest of channels).
 DEVICE_LEVEL_CHANNEL = -1
 
 ChannelKey = tuple[str, int]
@@ -101,6 +104,7 @@ class ChannelState(BaseModel):
     first_seen: datetime
     last_changed: datetime
     last_error: StoredError | None = None
+    digest: str | None = None  # device item only: fingerprint of the channels
 
     @property
     def key(self) -> ChannelKey:
@@ -137,6 +141,7 @@ class ChannelState(BaseModel):
             self.upgrade_status,
             self.update_available,
             error,
+            self.digest,
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -161,39 +166,45 @@ def next_states(
     """The states a check result leads to, for one device, changed or not.
 
     A successful check gives one state per reported channel (keeping ``first_seen`` and,
-    when nothing changed, ``last_changed``). A failed check keeps the known channels and
-    records the error on them, or on a device-level item when no channel is known yet.
+    when nothing changed, ``last_changed``) and the device item. The device item
+    (channel :data:`DEVICE_LEVEL_CHANNEL`) holds the device's last error and a digest of its
+    channels, so a store can tell an unchanged device from its device item alone. A failed
+    check only updates the device item: the channels keep what was last seen.
     """
     now = now or utcnow()
     known = {state.channel: state for state in stored if state.device_id == device_id}
-    if firmware is not None:
-        states = [
-            _merge(known.get(channel.channel), _fresh(device_id, channel, info, now), now)
-            for channel in firmware.channels
-        ]
-        placeholder = known.get(DEVICE_LEVEL_CHANNEL)
-        if placeholder is not None and placeholder.last_error is not None:
-            # The device answers again: clear the error kept while no channel was known.
-            states.append(placeholder.model_copy(update={"last_error": None, "last_changed": now}))
-        return states
-    assert error is not None, "a check result has firmware or an error"
-    stored_error = StoredError.from_error(error)
-    real_channels = [s for c, s in sorted(known.items()) if c != DEVICE_LEVEL_CHANNEL]
-    targets = real_channels or [
-        known.get(DEVICE_LEVEL_CHANNEL)
-        or ChannelState(
-            device_id=device_id,
-            channel=DEVICE_LEVEL_CHANNEL,
-            channel_name="device",
-            first_seen=now,
-            last_changed=now,
-            **(info.model_dump() if info else {}),
-        )
+    old_device = known.get(DEVICE_LEVEL_CHANNEL)
+    fresh_device = ChannelState(
+        device_id=device_id,
+        channel=DEVICE_LEVEL_CHANNEL,
+        channel_name="device",
+        first_seen=now,
+        last_changed=now,
+        **(info.model_dump() if info else {}),
+    )
+    if firmware is None:
+        assert error is not None, "a check result has firmware or an error"
+        base = old_device or fresh_device
+        failed = base.model_copy(update={"last_error": StoredError.from_error(error)})
+        return [_merge(old_device, failed, now)]
+    channels = [
+        _merge(known.get(channel.channel), _fresh(device_id, channel, info, now), now)
+        for channel in firmware.channels
     ]
-    return [
-        _merge(state, state.model_copy(update={"last_error": stored_error}), now)
-        for state in targets
-    ]
+    names = {
+        field: getattr(channels[0], field)
+        for field in ("device_name", "product_id", "product_name")
+        if channels
+    }
+    device = fresh_device.model_copy(update={**names, "digest": channels_digest(channels)})
+    return [*channels, _merge(old_device, device, now)]
+
+
+def channels_digest(channels: Iterable[ChannelState]) -> str:
+    """A short fingerprint of what was seen on a device's channels (not timestamps)."""
+    facts = sorted((state.channel, state.facts()) for state in channels)
+    encoded = json.dumps(facts, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:20]
 
 
 def _fresh(device_id: str, channel: Any, info: DeviceInfo | None, now: datetime) -> ChannelState:

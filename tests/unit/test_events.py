@@ -93,48 +93,78 @@ def test_the_device_level_placeholder_is_never_news() -> None:
     assert diff(old, state("1.0.0", "9.9.9", 1, channel=DEVICE_LEVEL_CHANNEL)) == []
 
 
+def channels_only(states: list[ChannelState]) -> list[ChannelState]:
+    return [s for s in states if s.channel != DEVICE_LEVEL_CHANNEL]
+
+
+def device_item(states: list[ChannelState]) -> ChannelState:
+    (item,) = [s for s in states if s.channel == DEVICE_LEVEL_CHANNEL]
+    return item
+
+
 def test_next_states_keep_first_seen_and_unchanged_timestamps() -> None:
     firmware = parse_firmware("dev1", [{"type": 0, "current_version": "1.0.0", "version": "1.0.0"}])
-    stored = state("1.0.0", "1.0.0", 0, device_name="Kitchen plug")
-    (new,) = next_states("dev1", firmware=firmware, error=None, stored=[stored], info=PLUG, now=T1)
-    assert (new.first_seen, new.last_changed) == (T0, T0)
-    assert not changed(stored, new)
+    first = next_states("dev1", firmware=firmware, error=None, stored=[], info=PLUG, now=T0)
+    again = next_states("dev1", firmware=firmware, error=None, stored=first, info=PLUG, now=T1)
+    assert [(s.first_seen, s.last_changed) for s in again] == [(T0, T0), (T0, T0)]
+    assert not any(changed(old, new) for old, new in zip(first, again, strict=True))
 
 
 def test_next_states_mark_a_change_with_its_time() -> None:
     firmware = parse_firmware(
         "dev1", [{"type": 0, "current_version": "1.0.0", "version": "2.0.0", "upgrade_status": 1}]
     )
-    (new,) = next_states("dev1", firmware=firmware, error=None, stored=[state()], now=T1)
+    (new,) = channels_only(
+        next_states("dev1", firmware=firmware, error=None, stored=[state()], now=T1)
+    )
     assert changed(state(), new)
     assert (new.first_seen, new.last_changed) == (T0, T1)
     assert new.product_name == "Smart plug"  # kept from the stored state
 
 
-def test_an_error_is_recorded_on_known_channels_once() -> None:
+def test_the_device_item_fingerprints_the_channels() -> None:
+    one = parse_firmware("dev1", [{"type": 0, "current_version": "1.0.0"}])
+    other = parse_firmware("dev1", [{"type": 0, "current_version": "1.0.1"}])
+    digest_one = device_item(
+        next_states("dev1", firmware=one, error=None, stored=[], now=T0)
+    ).digest
+    again = device_item(next_states("dev1", firmware=one, error=None, stored=[], now=T1)).digest
+    digest_other = device_item(
+        next_states("dev1", firmware=other, error=None, stored=[], now=T0)
+    ).digest
+    assert digest_one == again != digest_other
+
+
+def test_an_error_is_recorded_on_the_device_item_once() -> None:
+    firmware = parse_firmware("dev1", [{"type": 0, "current_version": "1.0.0"}])
+    seen = next_states("dev1", firmware=firmware, error=None, stored=[], now=T0)
     error = TuyaDeviceError("device is offline", code=2001, tid="t1", permanent=False)
-    (first,) = next_states("dev1", firmware=None, error=error, stored=[state()], now=T1)
+    (first,) = next_states("dev1", firmware=None, error=error, stored=seen, now=T1)
+    assert first.channel == DEVICE_LEVEL_CHANNEL
     assert first.last_error is not None
     assert first.last_error.code == 2001
+    assert first.digest == device_item(seen).digest  # the channels keep what was last seen
     again = TuyaDeviceError("device is offline", code=2001, tid="t2", permanent=False)
     (second,) = next_states("dev1", firmware=None, error=again, stored=[first], now=T1)
     assert not changed(first, second)
 
 
-def test_an_error_on_an_unknown_device_goes_on_a_device_level_item() -> None:
+def test_an_error_on_an_unknown_device_goes_on_a_new_device_item() -> None:
     error = TuyaDeviceError("no such device", code=2010, tid="t1")
     (item,) = next_states("ghost", firmware=None, error=error, stored=[], info=PLUG, now=T1)
     assert item.channel == DEVICE_LEVEL_CHANNEL
     assert item.last_error is not None
     assert item.last_error.permanent
+    assert item.device_name == "Kitchen plug"
 
 
-def test_a_recovered_device_clears_its_device_level_error() -> None:
+def test_a_recovered_device_clears_its_error() -> None:
     error = TuyaDeviceError("offline", code=2001, permanent=False)
-    (placeholder,) = next_states("dev1", firmware=None, error=error, stored=[], now=T0)
+    failed = next_states("dev1", firmware=None, error=error, stored=[], now=T0)
     firmware = parse_firmware("dev1", [{"type": 0, "current_version": "1.0.0"}])
-    states = next_states("dev1", firmware=firmware, error=None, stored=[placeholder], now=T1)
+    states = next_states("dev1", firmware=firmware, error=None, stored=failed, now=T1)
     assert [(s.channel, s.last_error) for s in states] == [(0, None), (DEVICE_LEVEL_CHANNEL, None)]
+    assert changed(failed[0], device_item(states))
 
 
 def test_state_round_trips_through_its_item_form() -> None:
