@@ -6,12 +6,15 @@ thing about the same news.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from .events import EventGroup, EventType
+from .events import EventGroup, EventType, FirmwareEvent
 
 __all__ = [
     "TEST_SUBJECT",
+    "group_from_json",
     "render_json",
     "render_slack",
     "render_subject",
@@ -169,3 +172,34 @@ def render_slack(group: EventGroup) -> dict[str, Any]:
             },
         ],
     }
+
+
+def group_from_json(body: Mapping[str, Any]) -> EventGroup:
+    """Rebuild a group from :func:`render_json`'s body (what subscribers of the topic get)."""
+    kind = EventType(body["type"])
+    occurred = datetime.fromisoformat(str(body["occurred_at"]))
+    events = tuple(
+        FirmwareEvent(
+            type=kind,
+            device_id=device["device_id"],
+            device_name=device.get("device_name"),
+            channel=int(body["channel"]),
+            channel_name=str(body.get("channel_name") or ""),
+            product_id=body.get("product_id"),
+            product_name=body.get("product_name"),
+            previous_version=device.get("previous_version"),
+            current_version=device.get("current_version"),
+            target_version=device.get("target_version"),
+            occurred_at=occurred,
+        )
+        for device in body["devices"]
+    )
+    return EventGroup(
+        type=kind,
+        product_id=body.get("product_id"),
+        product_name=body.get("product_name"),
+        channel=int(body["channel"]),
+        channel_name=str(body.get("channel_name") or ""),
+        version=str(body["version"]),
+        events=events,
+    )

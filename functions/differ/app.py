@@ -1,0 +1,34 @@
+"""Differ: turn the state table's stream into grouped, deduplicated SNS notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fwwatch.aws.observability import logger, metrics, tracer
+from fwwatch.aws.services import DifferService
+from fwwatch.aws.settings import DifferSettings, load
+
+_service: DifferService | None = None
+
+
+def service() -> DifferService:
+    """Built once per container, on first use."""
+    global _service
+    if _service is None:
+        _service = DifferService(
+            load(DifferSettings), sns=boto3.client("sns"), dynamodb=boto3.client("dynamodb")
+        )
+    return _service
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(
+    event: dict[str, Any], context: LambdaContext, differ: DifferService | None = None
+) -> dict[str, list[dict[str, str]]]:
+    """Stream batch -> news published -> the record to retry from, if any."""
+    return (differ or service()).handle(event)

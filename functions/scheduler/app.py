@@ -1,0 +1,35 @@
+"""Scheduler: on each schedule, fan the fleet's device IDs out to the check queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fwwatch.aws.observability import logger, metrics, tracer
+from fwwatch.aws.services import SchedulerService
+from fwwatch.aws.settings import SchedulerSettings, load
+
+_service: SchedulerService | None = None
+
+
+def service() -> SchedulerService:
+    """Built once per container, on first use."""
+    global _service
+    if _service is None:
+        _service = SchedulerService(
+            load(SchedulerSettings), sqs=boto3.client("sqs"), dynamodb=boto3.client("dynamodb")
+        )
+    return _service
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(
+    event: dict[str, Any], context: LambdaContext, scheduler: SchedulerService | None = None
+) -> dict[str, Any]:
+    """EventBridge Scheduler's event -> one run -> what was enqueued."""
+    run_id = str(event.get("run_id") or context.aws_request_id[:12])
+    return (scheduler or service()).run(run_id)

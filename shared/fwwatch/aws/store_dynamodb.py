@@ -1,0 +1,39 @@
+"""Channel states in DynamoDB: one item per device and channel (a ``KeyedStateStore``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..state import ChannelKey, ChannelState
+from .dynamo import batch_get, batch_write, from_dynamo
+
+__all__ = ["DynamoStateStore", "state_from_image"]
+
+
+class DynamoStateStore:
+    """Reads by exact keys in batches of 100, writes in batches of 25."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self.table = table
+
+    def get_items(self, keys: Iterable[ChannelKey]) -> dict[ChannelKey, ChannelState]:
+        unique = list(dict.fromkeys(keys))
+        items = batch_get(
+            self._client,
+            self.table,
+            [{"device_id": device_id, "channel": channel} for device_id, channel in unique],
+        )
+        states = (ChannelState.from_item(item) for item in items)
+        return {state.key: state for state in states}
+
+    def put_items(self, states: Sequence[ChannelState]) -> None:
+        batch_write(self._client, self.table, (state.to_item() for state in states))
+
+
+def state_from_image(image: Mapping[str, Any] | None) -> ChannelState | None:
+    """A stream record's OldImage/NewImage (DynamoDB JSON) as a state."""
+    if not image:
+        return None
+    return ChannelState.from_item(from_dynamo(image))
