@@ -4,9 +4,16 @@ PYTHON ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# SAM CLI pins its own boto3 (and pulls in ~400 MB): it lives in a venv of its own.
+TOOLS := .venv-tools
+TOOLS_BIN := $(TOOLS)/bin
+TOOLS_STAMP := $(TOOLS)/.installed
+TOOLS_REQUIREMENTS := 'aws-sam-cli>=1.170' 'cfn-lint>=1.58'
+# The SAM commands below need a region but no credentials, and send no telemetry.
+AWS_OFFLINE := AWS_DEFAULT_REGION=eu-central-1 SAM_CLI_TELEMETRY=0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test unit lint fmt run clean
+.PHONY: help venv tools check test unit lint fmt run clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,23 +26,39 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create .venv with Python 3.13 and the dev tools (quick when nothing changed)
 
+$(TOOLS_STAMP):
+	@test -x $(TOOLS_BIN)/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS_BIN)/python -m pip install -q --upgrade pip
+	$(TOOLS_BIN)/python -m pip install -q $(TOOLS_REQUIREMENTS)
+	@touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP) ## Create .venv-tools with SAM CLI and cfn-lint (quick when done)
+
+check: tools ## Validate and lint template.yaml, then sam build (no AWS account needed; cached)
+	$(AWS_OFFLINE) $(TOOLS_BIN)/sam validate --lint
+	$(AWS_OFFLINE) $(TOOLS_BIN)/sam validate
+	$(TOOLS_BIN)/cfn-lint template.yaml
+	$(AWS_OFFLINE) $(TOOLS_BIN)/sam build --cached
+
 lint: venv ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@# Every function's module is named app: each is checked on its own.
+	@for app in functions/*/app.py; do $(BIN)/mypy --strict --no-error-summary $$app || exit 1; done
 
 fmt: venv ## Format and auto-fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint ## Lint, then the whole test suite
+test: lint check ## Lint, check the template, then the whole test suite
 	$(BIN)/pytest
 
 unit: venv ## Unit tests only (no network)
 	$(BIN)/pytest tests/unit
 
-run: venv ## Start the simulator with a demo fleet and check it
+run: venv ## A cycle on your fleet (with Tuya credentials), else the demo
 	$(BIN)/python -m fwwatch.demo
 
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache .aws-sam

@@ -220,7 +220,8 @@ class CheckerService(_TuyaUser):
             retry = message.model_copy(
                 update={"device_ids": tuple(outcome.retry), "attempt": message.attempt + 1}
             )
-            self.queue.send([retry], delay_s=min(900, 30 * 2**message.attempt))
+            delay = min(900, self.settings.retry_delay_s * 2 ** (message.attempt - 1))
+            self.queue.send([retry], delay_s=delay)
         if outcome.gave_up:
             self.queue.dead_letter(
                 message,

@@ -61,6 +61,7 @@ class CheckerSettings(_TuyaAccess):
     check_concurrency: int = Field(default=16, ge=1, le=256)
     checker_max_concurrency: int = Field(default=1, ge=1)
     max_attempts: int = Field(default=3, ge=1, le=10)
+    retry_delay_s: int = Field(default=30, ge=0, le=900)
 
     @property
     def qps_per_instance(self) -> float:

@@ -1,0 +1,267 @@
+"""Drive the real handlers through the whole chain, on a stack provisioned from template.yaml.
+
+moto runs no Lambda, so this harness plays the part of the Lambda service: it reads what the
+queues and the table's stream hold, builds the events Lambda would build, calls the real
+handlers with them, and acts on their answers (deleting what succeeded, letting failed
+messages be received again until the queue's redrive policy moves them to the DLQ).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from fwwatch.aws.services import CheckerService, DifferService, SchedulerService, SlackService
+from fwwatch.aws.settings import (
+    CheckerSettings,
+    DifferSettings,
+    SchedulerSettings,
+    SlackSettings,
+    load,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def handler_module(name: str) -> ModuleType:
+    """functions/<name>/app.py, imported under a unique module name."""
+    module_name = f"fwwatch_function_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, REPO / "functions" / name / "app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LambdaContext:
+    """The fields of Lambda's context that Powertools reads."""
+
+    function_name: str = "fwwatch-test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-central-1:123456789012:function:fwwatch-test"
+    aws_request_id: str = "0123456789abcdef0123"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass
+class Pipeline:
+    """The stack's functions wired to moto and the simulator."""
+
+    stack: Any
+    overrides: dict[str, str] = field(default_factory=dict)
+    slack_transport: Any = None
+    invocations: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        parameters.clear_caches()
+        dynamodb = self.stack.client("dynamodb")
+        sqs = self.stack.client("sqs")
+        self.scheduler = SchedulerService(
+            load(SchedulerSettings, self.env("SchedulerFunction")), sqs=sqs, dynamodb=dynamodb
+        )
+        self.checker = CheckerService(
+            load(CheckerSettings, self.env("CheckerFunction")), sqs=sqs, dynamodb=dynamodb
+        )
+        self.differ = DifferService(
+            load(DifferSettings, self.env("DifferFunction")),
+            sns=self.stack.client("sns"),
+            dynamodb=dynamodb,
+        )
+        self.check_queue = self.stack.queue_url("CheckQueue")
+        self.check_dlq = self.stack.queue_url("CheckDeadLetterQueue")
+        self._stream_iterators: list[str] | None = None
+        self.subscriber = self._subscribe_queue()
+
+    def env(self, function: str) -> dict[str, str]:
+        return {**self.stack.function_env(function), **self.overrides}
+
+    def _invoke(self, name: str, event: dict[str, Any], **service: Any) -> Any:
+        self.invocations[name] = self.invocations.get(name, 0) + 1
+        return handler_module(name).handler(event, LambdaContext(), **service)
+
+    # -- scheduler
+
+    def schedule(self) -> dict[str, Any]:
+        event = json.loads((REPO / "events" / "scheduler.json").read_text())
+        return self._invoke("scheduler", event, scheduler=self.scheduler)  # type: ignore[no-any-return]
+
+    # -- checker
+
+    def run_checkers(self, *, max_rounds: int = 50) -> list[dict[str, Any]]:
+        """Receive batches of up to 10 messages and invoke the checker until the queue is empty."""
+        sqs = self.stack.client("sqs")
+        answers = []
+        for _ in range(max_rounds):
+            received = sqs.receive_message(
+                QueueUrl=self.check_queue,
+                MaxNumberOfMessages=10,
+                AttributeNames=["All"],
+                VisibilityTimeout=30,
+            ).get("Messages", [])
+            if not received:
+                break
+            try:
+                answer = self._invoke("checker", self._sqs_event(received), checker=self.checker)
+            except BatchProcessingError:
+                # Every record failed: Lambda sees an error and the whole batch comes back.
+                answer = {
+                    "batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in received]
+                }
+            answers.append(answer)
+            failed = {item["itemIdentifier"] for item in answer["batchItemFailures"]}
+            for message in received:
+                if message["MessageId"] in failed:
+                    # As if its visibility timeout ran out: it is received again (or redriven).
+                    sqs.change_message_visibility(
+                        QueueUrl=self.check_queue,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=0,
+                    )
+                else:
+                    sqs.delete_message(
+                        QueueUrl=self.check_queue, ReceiptHandle=message["ReceiptHandle"]
+                    )
+        return answers
+
+    def _sqs_event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        arn = self.stack.arn("CheckQueue")
+        return {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": hashlib.md5(m["Body"].encode()).hexdigest(),  # noqa: S324
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": arn,
+                    "awsRegion": "eu-central-1",
+                }
+                for m in messages
+            ]
+        }
+
+    def send_raw(self, body: str) -> None:
+        self.stack.client("sqs").send_message(QueueUrl=self.check_queue, MessageBody=body)
+
+    def dead_letters(self) -> list[str]:
+        sqs = self.stack.client("sqs")
+        bodies: list[str] = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.check_dlq, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not got:
+                return bodies
+            for message in got:
+                bodies.append(message["Body"])
+                sqs.delete_message(QueueUrl=self.check_dlq, ReceiptHandle=message["ReceiptHandle"])
+
+    # -- the table's stream and the differ
+
+    def stream_records(self) -> list[dict[str, Any]]:
+        """New stream records since the last call, shaped as Lambda delivers them."""
+        streams = self.stack.client("dynamodbstreams")
+        arn = self.stack.get_att("StateTable", "StreamArn")
+        if self._stream_iterators is None:
+            shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+            self._stream_iterators = [
+                streams.get_shard_iterator(
+                    StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+                for shard in shards
+            ]
+        records = []
+        next_iterators = []
+        for iterator in self._stream_iterators:
+            answer = streams.get_records(ShardIterator=iterator)
+            records += answer["Records"]
+            next_iterators.append(answer["NextShardIterator"])
+        self._stream_iterators = next_iterators
+        for record in records:
+            record["eventSourceARN"] = arn
+        return records
+
+    def run_differ(
+        self, records: list[dict[str, Any]] | None = None, *, batch_size: int = 100
+    ) -> list[Any]:
+        """Deliver stream records to the differ (dropping what the filter criteria drop)."""
+        records = self.stream_records() if records is None else records
+        wanted = [r for r in records if passes_filter(r)]
+        return [
+            self._invoke(
+                "differ", {"Records": wanted[start : start + batch_size]}, differ=self.differ
+            )
+            for start in range(0, len(wanted), batch_size)
+        ]
+
+    # -- what subscribers get
+
+    def _subscribe_queue(self) -> str:
+        sqs, sns = self.stack.client("sqs"), self.stack.client("sns")
+        url = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(
+            TopicArn=self.stack.topic_arn("NotificationTopic"), Protocol="sqs", Endpoint=arn
+        )
+        return str(url)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """SNS envelopes received by the SQS subscription since the last call."""
+        sqs = self.stack.client("sqs")
+        found = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.subscriber, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not got:
+                return found
+            for message in got:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.subscriber, ReceiptHandle=message["ReceiptHandle"])
+
+    def deliver_to_slack(self, envelopes: list[dict[str, Any]], slack: SlackService) -> Any:
+        event = {
+            "Records": [
+                {
+                    "EventSource": "aws:sns",
+                    "Sns": {"Message": e["Message"], "Subject": e.get("Subject")},
+                }
+                for e in envelopes
+            ]
+        }
+        return self._invoke("slack", event, slack=slack)
+
+    def slack_service(self, **kwargs: Any) -> SlackService:
+        return SlackService(load(SlackSettings, self.env("SlackFunction")), **kwargs)
+
+
+def passes_filter(record: dict[str, Any]) -> bool:
+    """The differ's FilterCriteria: no REMOVE, and only real channels (not device items)."""
+    if record.get("eventName") == "REMOVE":
+        return False
+    channel = record.get("dynamodb", {}).get("NewImage", {}).get("channel", {}).get("N")
+    return channel is not None and int(channel) >= 0
+
+
+FleetChange = Callable[[Any], None]
