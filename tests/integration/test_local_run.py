@@ -12,8 +12,8 @@ from fwwatch.events import EventGroup, EventType
 from fwwatch.local.runner import RunReport, run_cycle
 from fwwatch.local.store_sqlite import SqliteStore
 from fwwatch.notify import NotifyError
-from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
-from fwwatch.tuya import TuyaClient, TuyaSettings
+from fwwatch.simulator import Fleet, FleetChannel, FleetDevice, generate_fleet
+from fwwatch.tuya import TuyaClient, TuyaFatalError, TuyaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -225,3 +225,24 @@ async def test_given_device_ids_limit_the_run(sim: Any, tmp_path: Path) -> None:
         report = await cycle(sim, store, device_ids=["plug00", "sens00"])
     assert (report.devices, report.checked) == (2, 2)
     assert report.tuya_requests == 3  # one grant, two firmware calls
+
+
+async def test_a_fatal_answer_while_listing_stops_the_run(sim: Any, tmp_path: Path) -> None:
+    settings = TuyaSettings(access_id=sim.access_id, access_secret="wrong", endpoint=sim.url)
+    with SqliteStore(tmp_path / "state.sqlite3") as store:
+        async with TuyaClient(settings) as tuya:
+            with pytest.raises(TuyaFatalError, match="TUYA_ACCESS_SECRET"):
+                await run_cycle(tuya, store, [RecordingNotifier()])
+        assert store.load_all() == []
+
+
+async def test_listing_and_checking_overlap_without_losing_devices(
+    make_simulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    fleet = generate_fleet(230, seed=3, offline_ratio=0)
+    sim = make_simulator(fleet=fleet)
+    with SqliteStore(tmp_path / "state.sqlite3") as store:
+        report = await cycle(sim, store, batch_size=40)
+        stored = {s.device_id for s in store.load_all()}
+    assert (report.devices, report.checked) == (230, 230)
+    assert stored == {d.device_id for d in fleet.devices}

@@ -9,10 +9,11 @@ keeps its news pending for the next cycle and never blocks the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,51 +141,98 @@ async def run_cycle(
     store.start_run(report.run_id, utcnow())
     requests_before = client.stats.requests
     infos: dict[str, DeviceInfo] = {}
-    if device_ids is None:
-        async for device in client.list_devices():
-            infos[device.device_id] = DeviceInfo.from_summary(device)
-        device_ids = list(infos)
-    report.devices = len(device_ids)
+    batches: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=2)
     done = 0
 
     def tick() -> None:
         nonlocal done
         done += 1
         if on_progress is not None:
-            on_progress(done, report.devices)
+            on_progress(done, max(done, report.devices))
 
-    for start in range(0, len(device_ids), batch_size):
-        if stop is not None and stop.is_set():
-            report.interrupted = True
-            break
-        batch = device_ids[start : start + batch_size]
-        results = await check_devices(
-            client, batch, concurrency=concurrency, on_result=lambda _: tick()
-        )
-        now = utcnow()
-        comparison = compare_results(
-            results,
-            store.load(batch),
-            infos=infos,
-            notify_first_seen=notify_first_seen,
-            now=now,
-        )
-        store.save_batch(
-            states=comparison.changed_states,
-            events=comparison.events,
-            checks=[(r.device_id, r.ok, r.error.as_dict() if r.error else None) for r in results],
-            notifiers=[notifier.name for notifier in notifiers],
-            run_id=report.run_id,
-            now=now,
-        )
-        report.checked += sum(1 for result in results if result.ok)
-        report.failed.extend(result for result in results if not result.ok)
-        report.events.extend(comparison.events)
+    async def list_in_batches() -> None:
+        # Listing pages (20 devices each on /v2.0) while earlier batches are being checked
+        # hides the listing's latency behind the checks.
+        batch: list[str] = []
+        try:
+            if device_ids is not None:
+                source: AsyncIterator[str] = _iterate(device_ids)
+            else:
+                source = _listed(client, infos)
+            async for device_id in source:
+                report.devices += 1
+                batch.append(device_id)
+                if len(batch) >= batch_size:
+                    await batches.put(batch)
+                    batch = []
+            if batch:
+                await batches.put(batch)
+        finally:
+            await batches.put(None)
+
+    lister = asyncio.create_task(list_in_batches())
+    try:
+        while (batch := await batches.get()) is not None:
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
+            await _check_batch(
+                client, store, notifiers, batch, infos, report, notify_first_seen, concurrency, tick
+            )
+    finally:
+        # Stops a lister still at work; re-raises the error of one that failed (a fatal
+        # answer while listing ends the run like one while checking).
+        lister.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lister
     report.notifications = await deliver_pending(store, notifiers)
     report.tuya_requests = client.stats.requests - requests_before
     report.duration_s = time.monotonic() - started
     store.finish_run(report.run_id, report.as_dict())
     return report
+
+
+async def _iterate(device_ids: Sequence[str]) -> AsyncIterator[str]:
+    for device_id in device_ids:
+        yield device_id
+
+
+async def _listed(client: TuyaClient, infos: dict[str, DeviceInfo]) -> AsyncIterator[str]:
+    async for device in client.list_devices():
+        if device.device_id not in infos:
+            infos[device.device_id] = DeviceInfo.from_summary(device)
+            yield device.device_id
+
+
+async def _check_batch(
+    client: TuyaClient,
+    store: SqliteStore,
+    notifiers: Sequence[Notifier],
+    batch: list[str],
+    infos: dict[str, DeviceInfo],
+    report: RunReport,
+    notify_first_seen: bool,
+    concurrency: int,
+    tick: Callable[[], None],
+) -> None:
+    results = await check_devices(
+        client, batch, concurrency=concurrency, on_result=lambda _: tick()
+    )
+    now = utcnow()
+    comparison = compare_results(
+        results, store.load(batch), infos=infos, notify_first_seen=notify_first_seen, now=now
+    )
+    store.save_batch(
+        states=comparison.changed_states,
+        events=comparison.events,
+        checks=[(r.device_id, r.ok, r.error.as_dict() if r.error else None) for r in results],
+        notifiers=[notifier.name for notifier in notifiers],
+        run_id=report.run_id,
+        now=now,
+    )
+    report.checked += sum(1 for result in results if result.ok)
+    report.failed.extend(result for result in results if not result.ok)
+    report.events.extend(comparison.events)
 
 
 async def deliver_pending(
