@@ -13,7 +13,7 @@ TOOLS_REQUIREMENTS := 'aws-sam-cli>=1.170' 'cfn-lint>=1.58'
 AWS_OFFLINE := AWS_DEFAULT_REGION=eu-central-1 SAM_CLI_TELEMETRY=0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools check test unit lint fmt run clean
+.PHONY: help venv tools check test unit lint fmt run bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ unit: venv ## Unit tests only (no network)
 
 run: venv ## A cycle on your fleet (with Tuya credentials), else the demo
 	$(BIN)/python -m fwwatch.demo
+
+bench: venv ## Run every benchmark and rewrite bench/RESULTS.md (about 8 minutes)
+	$(BIN)/python bench/run_all.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache .aws-sam

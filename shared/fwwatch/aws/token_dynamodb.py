@@ -60,16 +60,20 @@ class DynamoTokenStore:
     def __repr__(self) -> str:
         return f"DynamoTokenStore(table={self._table!r}, key={self._key!r})"
 
+    def _lock(self) -> asyncio.Lock:
+        return self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
     async def load(self) -> Token | None:
-        # Every request asks for the token: serve it from memory, read the item only once.
+        # Every request asks for the token: serve it from memory, and let only one of the
+        # requests that start together read the item.
         if self._cached is None:
-            self._cached = await asyncio.to_thread(self._read)
+            async with self._lock():
+                if self._cached is None:
+                    self._cached = await asyncio.to_thread(self._read)
         return self._cached
 
     async def replace(self, stale: Token | None, renew: Renew) -> Token:
-        loop = asyncio.get_running_loop()
-        lock = self._locks.setdefault(loop, asyncio.Lock())
-        async with lock:
+        async with self._lock():
             if self._cached is not None and not _same(self._cached, stale):
                 return self._cached
             deadline = self._clock() + self._wait_s
