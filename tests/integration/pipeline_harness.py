@@ -68,6 +68,8 @@ class Pipeline:
     overrides: dict[str, str] = field(default_factory=dict)
     slack_transport: Any = None
     invocations: dict[str, int] = field(default_factory=dict)
+    #: How long a received message stays invisible (0: as if the invocation timed out).
+    visibility_timeout: int = 30
 
     def __post_init__(self) -> None:
         parameters.clear_caches()
@@ -113,7 +115,7 @@ class Pipeline:
                 QueueUrl=self.check_queue,
                 MaxNumberOfMessages=10,
                 AttributeNames=["All"],
-                VisibilityTimeout=30,
+                VisibilityTimeout=self.visibility_timeout,
             ).get("Messages", [])
             if not received:
                 break

@@ -34,7 +34,7 @@ from ..pipeline import (
 )
 from ..render import group_from_json
 from ..state import DeviceInfo
-from ..tuya import TuyaClient, TuyaSettings
+from ..tuya import TuyaClient, TuyaFatalError, TuyaSettings
 from .ledger_dynamodb import DynamoNewsLedger
 from .observability import logger, metrics
 from .publish_sns import SnsPublisher
@@ -209,13 +209,18 @@ class CheckerService(_TuyaUser):
         """One message: check its devices, write changes, re-queue transient failures."""
         message = CheckMessage.model_validate_json(record.body)
         logger.append_keys(run_id=message.run_id, message_id=record.message_id)
-        outcome = await check_message(
-            message,
-            self._client(),
-            self.store,
-            max_attempts=self.settings.max_attempts,
-            concurrency=self.settings.check_concurrency,
-        )
+        try:
+            outcome = await check_message(
+                message,
+                self._client(),
+                self.store,
+                max_attempts=self.settings.max_attempts,
+                concurrency=self.settings.check_concurrency,
+            )
+        except TuyaFatalError as exc:
+            # One clear line (the record fails and comes back; the alarms take it from there).
+            logger.error(f"stopped: {exc}", extra={"code": exc.code, "tid": exc.tid})
+            raise
         if outcome.retry:
             retry = message.model_copy(
                 update={"device_ids": tuple(outcome.retry), "attempt": message.attempt + 1}

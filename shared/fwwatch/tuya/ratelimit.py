@@ -77,7 +77,9 @@ class AdaptiveRateLimiter:
         # far above it, this lands next to it in one step instead of many halvings.
         accepted = self._accepted_last_second(now)
         target = self.rate * self._decrease
-        if accepted >= 1:
+        if accepted >= 5:
+            # What the server accepted in the last second is the best estimate of its limit;
+            # a handful of successes (a burst of errors at the start) says nothing yet.
             target = min(target, accepted * 0.95)
         self.rate = max(self.floor, target)
         self._next_slot = max(self._next_slot, now + 1.0 / self.rate)

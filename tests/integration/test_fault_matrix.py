@@ -1,0 +1,537 @@
+"""The fault matrix: one row per fault, the whole flow, nothing lost, nothing said twice.
+
+Every row runs the same story: a baseline cycle, a firmware release for the plugs, a cycle
+under the fault, then (faults cleared) a recovery cycle. During the faulty cycle every
+device ends checked or reported failed with its reason; over the whole story each plug's
+news is delivered exactly once. Tuya-side faults run in both modes: local (SQLite, direct
+notifiers) and AWS (the handlers on moto, from template.yaml). docs/reliability.md lists
+the rows and what fwwatch guarantees under each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from fwwatch.events import EventGroup
+from fwwatch.local.runner import RunReport, run_cycle
+from fwwatch.local.store_sqlite import SqliteStore
+from fwwatch.notify import NotifyError
+from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
+from fwwatch.tuya import TuyaClient, TuyaFatalError, TuyaSettings
+from tests.integration.pipeline_harness import Pipeline
+
+pytestmark = pytest.mark.integration
+
+PLUG, SENSOR = "plugprod0001", "sensprod0001"
+PLUGS = [f"plug{i:03d}" for i in range(16)]
+SENSORS = [f"sens{i:03d}" for i in range(8)]
+
+
+def fleet() -> Fleet:
+    def device(
+        device_id: str, product: str, channels: list[FleetChannel], **extra: Any
+    ) -> FleetDevice:
+        return FleetDevice(
+            device_id=device_id,
+            name=device_id.title(),
+            product_id=product,
+            product_name=product,
+            category="cz",
+            channels=channels,
+            **extra,
+        )
+
+    plugs = [device(d, PLUG, [FleetChannel(channel=0, current_version="1.0.0")]) for d in PLUGS]
+    sensors = [
+        device(
+            d,
+            SENSOR,
+            [
+                FleetChannel(channel=3, current_version="2.0.0"),
+                FleetChannel(channel=9, current_version="0.9"),
+            ],
+            shape="object" if i % 2 else "list",
+            channel_key="channel" if i % 2 else "type",
+        )
+        for i, d in enumerate(SENSORS)
+    ]
+    return Fleet(devices=plugs + sensors)
+
+
+class Recorder:
+    """A notifier keeping every group it delivered (and failing on demand)."""
+
+    def __init__(self, name: str = "recorder") -> None:
+        self.name = name
+        self.groups: list[EventGroup] = []
+        self.failures_left = 0
+
+    async def send(self, group: EventGroup) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise NotifyError("failing on purpose")
+        self.groups.append(group)
+
+    async def send_test(self) -> None:
+        return None
+
+    def plugs_told(self) -> list[str]:
+        return sorted(e.device_id for g in self.groups for e in g.events if g.version == "1.1.0")
+
+
+@dataclass
+class Row:
+    """A fault on the Tuya side, and how to clear it."""
+
+    name: str
+    inject: Callable[[Any], None]
+    clear: Callable[[Any], None] = lambda sim: sim.cloud.faults.clear()
+    fails: frozenset[str] = frozenset()  # devices the faulty cycle reports failed
+
+
+def _device_errors(sim: Any, code: int, devices: Sequence[str]) -> None:
+    for device_id in devices:
+        sim.cloud.set_device_error(device_id, code)
+
+
+def _clear_device_errors(sim: Any) -> None:
+    for device_id in PLUGS + SENSORS:
+        sim.cloud.set_device_error(device_id, None)
+
+
+def _unknown_statuses(sim: Any) -> None:
+    sim.cloud.mark_failed("sens001", 3, status=42)  # an upgrade_status nobody documented
+
+
+TUYA_ROWS = [
+    Row("token revoked mid-run", lambda sim: sim.cloud.revoke_tokens_after(5)),
+    Row("token expired early", lambda sim: sim.cloud.expire_tokens()),
+    Row("clock 7 minutes off", lambda sim: setattr(sim.cloud.faults, "clock_offset_s", 420)),
+    Row(
+        "bursts of 1110 and 1199",
+        lambda sim: (
+            sim.cloud.faults.inject_error(1110, count=6, path_contains="firmware"),
+            sim.cloud.faults.inject_error(1199, count=6, path_contains="firmware"),
+        ),
+    ),
+    Row(
+        "rate limit enforced (10/s)",
+        lambda sim: sim.cloud.set_rate_limit(10),
+        lambda sim: sim.cloud.set_rate_limit(None),
+    ),
+    Row(
+        "HTTP 500, 502, 503",
+        lambda sim: [
+            sim.cloud.faults.inject_http_status(status, count=3, path_contains="firmware")
+            for status in (500, 502, 503)
+        ],
+    ),
+    Row(
+        "HTTP 429 with Retry-After",
+        lambda sim: sim.cloud.faults.inject_http_status(429, count=3, retry_after=0.2),
+    ),
+    Row(
+        "read timeouts",
+        lambda sim: sim.cloud.faults.inject_hang(3.0, count=3, path_contains="firmware"),
+    ),
+    Row(
+        "malformed JSON and missing fields",
+        lambda sim: [
+            sim.cloud.faults.inject_malformed(count=2, kind=kind, path_contains="firmware")
+            for kind in ("truncated", "not_json", "missing_result")
+        ],
+    ),
+    Row("unknown statuses, both response shapes", _unknown_statuses, lambda sim: None),
+    Row(
+        "device errors 2001, 1106, 2010",
+        lambda sim: (
+            _device_errors(sim, 2001, PLUGS[:2]),
+            _device_errors(sim, 1106, PLUGS[2:3]),
+            _device_errors(sim, 2010, SENSORS[:1]),
+        ),
+        _clear_device_errors,
+        frozenset(PLUGS[:3] + SENSORS[:1]),
+    ),
+]
+
+
+# ---------------------------------------------------------------------- local mode
+
+
+async def local_cycle(
+    sim: Any, store: SqliteStore, notifiers: Sequence[Any], **client: Any
+) -> RunReport:
+    settings = TuyaSettings(
+        access_id=sim.access_id,
+        access_secret=sim.access_secret,
+        endpoint=sim.url,
+        qps=200,
+        timeout_s=1.0,
+    )
+    async with TuyaClient(settings, backoff_base_s=0.01, **client) as tuya:
+        return await run_cycle(tuya, store, list(notifiers), batch_size=10)
+
+
+def assert_accounted(report: RunReport, expected_failures: frozenset[str]) -> None:
+    """Every device checked or reported failed with its reason."""
+    assert report.checked + len(report.failed) == report.devices == len(PLUGS + SENSORS)
+    assert {r.device_id for r in report.failed} == expected_failures
+    assert all(r.error is not None and r.error.msg for r in report.failed)
+
+
+@pytest.mark.parametrize("row", TUYA_ROWS, ids=lambda row: row.name)
+async def test_local_mode_under(
+    row: Row, make_simulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    sim = make_simulator(fleet=fleet())
+    recorder = Recorder()
+    with SqliteStore(tmp_path / "state.sqlite3") as store:
+        await local_cycle(sim, store, [recorder])
+        sim.cloud.publish_release(PLUG, 0, "1.1.0")
+        row.inject(sim)
+        faulty = await local_cycle(sim, store, [recorder])
+        row.clear(sim)
+        await local_cycle(sim, store, [recorder])
+    assert_accounted(faulty, row.fails)
+    assert recorder.plugs_told() == PLUGS  # each plug once: none missed, none twice
+
+
+async def test_local_mode_when_the_refresh_token_is_rejected(
+    make_simulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    # Given a client that renews its token a moment after each grant, and a cloud that has
+    # revoked the refresh token meanwhile (another process took a grant)
+    sim = make_simulator(fleet=fleet())
+    recorder = Recorder()
+    with SqliteStore(tmp_path / "state.sqlite3") as store:
+        await local_cycle(sim, store, [recorder])
+        sim.cloud.publish_release(PLUG, 0, "1.1.0")
+        settings = TuyaSettings(
+            access_id=sim.access_id, access_secret=sim.access_secret, endpoint=sim.url
+        )
+        async with TuyaClient(settings, refresh_margin_s=7200 - 0.3) as tuya:
+            await tuya.get_firmware(PLUGS[0])
+            sim.cloud.revoke_tokens()
+            await asyncio.sleep(0.4)
+            report = await run_cycle(tuya, store, [recorder])
+            stats = tuya.stats
+    assert_accounted(report, frozenset())
+    assert stats.grants >= 2
+    assert recorder.plugs_told() == PLUGS
+
+
+@pytest.mark.parametrize(("code", "words"), [(1004, "TUYA_ACCESS_SECRET"), (28841004, "quota")])
+async def test_local_mode_stops_fast_on_a_fatal_answer(
+    code: int, words: str, make_simulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    sim = make_simulator(fleet=fleet())
+    with SqliteStore(tmp_path / "state.sqlite3") as store:
+        await local_cycle(sim, store, [Recorder()])
+        before = store.load_all()
+        sim.cloud.publish_release(PLUG, 0, "1.1.0")
+        sim.cloud.stats.reset()
+        sim.cloud.faults.inject_error(code, count=10_000)
+        with pytest.raises(TuyaFatalError, match=words):
+            await local_cycle(sim, store, [Recorder()])
+        assert store.load_all() == before  # no device marked as changed
+    assert sim.cloud.stats.snapshot()["requests"] <= 2  # the listing and the token: no storm
+
+
+@pytest.fixture
+def dead_ends() -> Iterator[dict[str, str]]:
+    """Loopback addresses where nobody answers: one refuses, one never completes a connect."""
+    with socket.socket() as refusing, socket.socket() as silent:
+        refusing.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(0)  # a full backlog that is never accepted: connects time out
+        fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(silent.getsockname())
+            fillers.append(filler)
+        yield {
+            "connection refused": f"http://127.0.0.1:{refusing.getsockname()[1]}",
+            "connect timeout": f"http://127.0.0.1:{silent.getsockname()[1]}",
+        }
+        for filler in fillers:
+            filler.close()
+
+
+@pytest.mark.parametrize("fault", ["connection refused", "connect timeout"])
+async def test_local_mode_when_the_cloud_cannot_be_reached(
+    fault: str, dead_ends: dict[str, str], tmp_path: Path
+) -> None:
+    settings = TuyaSettings(
+        access_id="id", access_secret="secret", endpoint=dead_ends[fault], timeout_s=0.3
+    )
+    async with TuyaClient(settings, backoff_base_s=0.01, max_retries=2) as tuya:
+        with SqliteStore(tmp_path / "s.sqlite3") as store:
+            report = await run_cycle(tuya, store, [Recorder()], device_ids=PLUGS[:3])
+            assert [s for s in store.load_all() if s.channel >= 0] == []
+    assert report.checked == 0
+    assert [r.device_id for r in report.failed] == PLUGS[:3]
+    reason = "cannot connect" if fault == "connection refused" else "timed out"
+    assert all(r.error is not None and reason in r.error.msg for r in report.failed)
+
+
+# ---------------------------------------------------------------------- AWS mode
+
+
+@pytest.fixture
+def aws(
+    make_simulator: Callable[..., Any], make_aws_stack: Callable[..., Any]
+) -> tuple[Any, Pipeline]:
+    sim = make_simulator(fleet=fleet())
+    stack = make_aws_stack(
+        parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 5},
+        tuya_secret={"access_id": sim.access_id, "access_secret": sim.access_secret},
+    )
+    return sim, Pipeline(stack, overrides={"RETRY_DELAY_S": "0", "TUYA_QPS": "200"})
+
+
+def aws_cycle(pipeline: Pipeline) -> list[dict[str, Any]]:
+    pipeline.schedule()
+    pipeline.run_checkers()
+    pipeline.run_differ()
+    return pipeline.notifications()
+
+
+def plugs_told(envelopes: list[dict[str, Any]]) -> list[str]:
+    told = []
+    for envelope in envelopes:
+        body = json.loads(envelope["Message"])
+        if body["version"] == "1.1.0":
+            told += [d["device_id"] for d in body["devices"]]
+    return sorted(told)
+
+
+def stored_errors(pipeline: Pipeline) -> dict[str, int | None]:
+    items = pipeline.stack.client("dynamodb").scan(
+        TableName=pipeline.stack.table_name("StateTable")
+    )["Items"]
+    return {
+        item["device_id"]["S"]: int(item["last_error"]["M"]["code"]["N"])
+        if "code" in item["last_error"]["M"]
+        else None
+        for item in items
+        if item["channel"]["N"] == "-1" and "last_error" in item
+    }
+
+
+@pytest.mark.parametrize("row", TUYA_ROWS, ids=lambda row: row.name)
+def test_aws_mode_under(row: Row, aws: tuple[Any, Pipeline]) -> None:
+    sim, pipeline = aws
+    told = aws_cycle(pipeline)
+    sim.cloud.publish_release(PLUG, 0, "1.1.0")
+    row.inject(sim)
+    told += aws_cycle(pipeline)
+    errors = stored_errors(pipeline)
+    dead = pipeline.dead_letters()
+    row.clear(sim)
+    told += aws_cycle(pipeline)
+    assert dead == []  # transient faults were absorbed by retries
+    assert set(errors) == set(row.fails)  # device errors recorded on the device, with their code
+    assert plugs_told(told) == PLUGS
+
+
+@pytest.mark.parametrize(("code", "words"), [(1004, "TUYA_ACCESS_SECRET"), (28841004, "quota")])
+def test_aws_mode_stops_fast_on_a_fatal_answer(
+    code: int, words: str, aws: tuple[Any, Pipeline], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim, pipeline = aws
+    logged: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("fwwatch").addHandler(handler)  # the functions' Powertools logger
+    monkeypatch.setattr(handler, "level", logging.ERROR)
+    aws_cycle(pipeline)
+    table = pipeline.stack.table_name("StateTable")
+    before = pipeline.stack.client("dynamodb").scan(TableName=table)["Items"]
+    sim.cloud.publish_release(PLUG, 0, "1.1.0")
+    # The scheduler's discovery meets it first: the run stops there, one clear error
+    sim.cloud.stats.reset()
+    sim.cloud.faults.inject_error(code, count=1)
+    with pytest.raises(TuyaFatalError, match=words):
+        pipeline.schedule()
+    assert sim.cloud.stats.snapshot()["requests"] <= 2
+    # A checker meeting it fails its records fast (they return to the queue, then the DLQ)
+    sim.cloud.stats.reset()
+    sim.cloud.faults.inject_error(code, count=10_000, path_contains="firmware")
+    pipeline.schedule()
+    answers = pipeline.run_checkers(max_rounds=1)
+    after = pipeline.stack.client("dynamodb").scan(TableName=table)["Items"]
+    assert sorted(map(str, after)) == sorted(map(str, before))  # no device marked as changed
+    assert len(answers[0]["batchItemFailures"]) == 5
+    # No retry storm: only the calls already in flight when the first answer came back
+    assert sim.cloud.stats.snapshot()["by_code"][str(code)] <= 16
+    logging.getLogger("fwwatch").removeHandler(handler)
+    stopped = [line for line in logged if line.startswith("stopped: ")]
+    assert stopped
+    assert all(words in line for line in stopped)
+
+
+def _failing(client: Any, operation: str, code: str, times: int) -> list[int]:
+    """Make the next ``times`` calls of ``operation`` fail as AWS would, through botocore."""
+    left = [times]
+
+    def fail(**_: Any) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+    client.meta.events.register(f"before-call.*.{operation}", fail)
+    return left
+
+
+def test_aws_mode_when_sns_publish_fails_for_a_while(aws: tuple[Any, Pipeline]) -> None:
+    sim, pipeline = aws
+    aws_cycle(pipeline)
+    sim.cloud.publish_release(PLUG, 0, "1.1.0")
+    sim.cloud.publish_release(SENSOR, 3, "2.1.0")
+    left = _failing(pipeline.stack.client("sns"), "Publish", "InternalError", times=1)
+    pipeline.schedule()
+    pipeline.run_checkers()
+    records = pipeline.stream_records()
+    answers = pipeline.run_differ(records)
+    # The stream retries the batch from the reported record until it goes through
+    for _ in range(3):
+        failures = [a for a in answers if a["batchItemFailures"]]
+        if not failures:
+            break
+        answers = pipeline.run_differ(records)
+    told = pipeline.notifications()
+    assert left == [0]
+    assert plugs_told(told) == PLUGS
+    assert len(told) == 2  # the plugs' and the sensors' news, each once
+
+
+def test_aws_mode_when_dynamodb_throttles(aws: tuple[Any, Pipeline]) -> None:
+    sim, pipeline = aws
+    aws_cycle(pipeline)
+    sim.cloud.publish_release(PLUG, 0, "1.1.0")
+    dynamodb = pipeline.stack.client("dynamodb")
+    reads = _failing(dynamodb, "BatchGetItem", "ProvisionedThroughputExceededException", times=2)
+    writes = _failing(dynamodb, "BatchWriteItem", "ThrottlingException", times=2)
+    told = aws_cycle(pipeline)
+    assert (reads, writes) == ([0], [0])
+    assert pipeline.dead_letters() == []
+    assert plugs_told(told) == PLUGS
+
+
+def test_aws_mode_with_a_poison_message(aws: tuple[Any, Pipeline]) -> None:
+    sim, pipeline = aws
+    aws_cycle(pipeline)
+    sim.cloud.publish_release(PLUG, 0, "1.1.0")
+    pipeline.send_raw('{"run_id": "x", "device_ids": ["../v1.0/token"]}')
+    told = aws_cycle(pipeline)
+    assert pipeline.dead_letters() == ['{"run_id": "x", "device_ids": ["../v1.0/token"]}']
+    assert plugs_told(told) == PLUGS
+
+
+def test_aws_mode_with_duplicated_deliveries(aws: tuple[Any, Pipeline]) -> None:
+    sim, pipeline = aws
+    aws_cycle(pipeline)
+    sim.cloud.publish_release(PLUG, 0, "1.1.0")
+    pipeline.schedule()
+    # Every message delivered twice (SQS is at-least-once)
+    sqs = pipeline.stack.client("sqs")
+    bodies = []
+    while got := sqs.receive_message(QueueUrl=pipeline.check_queue, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in got:
+            bodies.append(message["Body"])
+            sqs.delete_message(
+                QueueUrl=pipeline.check_queue, ReceiptHandle=message["ReceiptHandle"]
+            )
+    for body in bodies + bodies:
+        pipeline.send_raw(body)
+    pipeline.run_checkers()
+    records = pipeline.stream_records()
+    pipeline.run_differ(records)
+    pipeline.run_differ(records)  # and the stream redelivers too
+    assert plugs_told(pipeline.notifications()) == PLUGS
+
+
+class LambdaTimeout(BaseException):
+    """What a Lambda timeout is to the code: the invocation ends mid-way, no answer."""
+
+
+def test_aws_mode_when_the_checker_times_out_mid_batch(aws: tuple[Any, Pipeline]) -> None:
+    sim, pipeline = aws
+    aws_cycle(pipeline)
+    sim.cloud.publish_release(PLUG, 0, "1.1.0")
+    store = pipeline.checker.store
+    writes = [0]
+    original = store.put_items
+
+    def put_then_die(states: Any) -> None:
+        original(states)
+        writes[0] += 1
+        if writes[0] == 2:
+            raise LambdaTimeout
+
+    store.put_items = put_then_die  # type: ignore[method-assign]
+    pipeline.visibility_timeout = 0  # the received batch is visible again at once
+    pipeline.schedule()
+    with pytest.raises(LambdaTimeout):
+        pipeline.run_checkers()
+    store.put_items = original  # type: ignore[method-assign]
+    # Lambda gives no partial answer on a timeout: the whole batch comes back, and is redone
+    pipeline.run_checkers()
+    pipeline.run_differ()
+    assert plugs_told(pipeline.notifications()) == PLUGS
+
+
+# ---------------------------------------------------------------------- notifiers, crashes
+
+
+async def test_local_mode_when_a_notifier_fails_then_recovers(
+    make_simulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    sim = make_simulator(fleet=fleet())
+    flaky, steady = Recorder("slack"), Recorder("email")
+    with SqliteStore(tmp_path / "state.sqlite3") as store:
+        await local_cycle(sim, store, [flaky, steady])
+        sim.cloud.publish_release(PLUG, 0, "1.1.0")
+        flaky.failures_left = 1
+        report = await local_cycle(sim, store, [flaky, steady])
+        await local_cycle(sim, store, [flaky, steady])
+    assert report.notifications["slack"].failed == 1
+    assert flaky.plugs_told() == steady.plugs_told() == PLUGS
+
+
+class Crash(BaseException):
+    """The process dies."""
+
+
+async def test_local_mode_after_a_crash_between_storing_and_notifying(
+    make_simulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    sim = make_simulator(fleet=fleet())
+    recorder = Recorder()
+
+    class DiesBeforeNotifying(Recorder):
+        async def send(self, group: EventGroup) -> None:
+            raise Crash
+
+    with SqliteStore(tmp_path / "state.sqlite3") as store:
+        await local_cycle(sim, store, [recorder])
+        sim.cloud.publish_release(PLUG, 0, "1.1.0")
+        with pytest.raises(Crash):
+            await local_cycle(sim, store, [DiesBeforeNotifying("recorder")])
+    with SqliteStore(tmp_path / "state.sqlite3") as store:
+        await local_cycle(sim, store, [recorder])
+        await local_cycle(sim, store, [recorder])
+    assert recorder.plugs_told() == PLUGS

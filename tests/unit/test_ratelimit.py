@@ -1,0 +1,83 @@
+"""The client's pacing: even spacing, one cut per throttling episode, landing near the limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from fwwatch.tuya.ratelimit import AdaptiveRateLimiter, full_jitter_backoff
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_throttle_after_a_full_second_lands_just_under_what_was_accepted() -> None:
+    clock = Clock()
+    limiter = AdaptiveRateLimiter(200, clock=clock)
+    for _ in range(20):  # the server accepted 20 in the last second
+        clock.now += 0.05
+        limiter.on_success()
+    limiter.on_throttled()
+    assert limiter.rate == pytest.approx(19)
+
+
+def test_many_throttled_calls_at_once_cut_the_rate_once() -> None:
+    clock = Clock()
+    limiter = AdaptiveRateLimiter(100, clock=clock)
+    for _ in range(30):
+        limiter.on_throttled()
+    assert limiter.rate == pytest.approx(80)
+    clock.now += 1.5
+    limiter.on_throttled()
+    assert limiter.rate == pytest.approx(64)
+
+
+def test_a_burst_of_errors_before_any_success_does_not_collapse_the_rate() -> None:
+    limiter = AdaptiveRateLimiter(50, clock=Clock())
+    limiter.on_success()
+    limiter.on_throttled()
+    assert limiter.rate == pytest.approx(40)
+
+
+def test_the_rate_climbs_back_slowly_near_the_rate_that_was_throttled() -> None:
+    clock = Clock()
+    limiter = AdaptiveRateLimiter(20, clock=clock)
+    limiter.on_throttled()  # 20 -> 16, throttled at 20
+    for _ in range(100):
+        limiter.on_success()
+    fast = limiter.rate
+    assert fast == pytest.approx(18)
+    for _ in range(100):
+        limiter.on_success()
+    assert limiter.rate - fast < 2  # slower once within 5 % of 20
+    assert limiter.rate <= 20
+
+
+async def test_calls_are_spaced_evenly_at_the_rate() -> None:
+    limiter = AdaptiveRateLimiter(1000)
+    import time
+
+    started = time.monotonic()
+    for _ in range(50):
+        await limiter.acquire()
+    assert time.monotonic() - started >= 0.045
+
+
+def test_full_jitter_stays_within_its_bounds() -> None:
+    draws = [
+        full_jitter_backoff(attempt, base_s=0.25, cap_s=8.0)
+        for attempt in range(10)
+        for _ in range(50)
+    ]
+    assert min(draws) >= 0
+    assert max(draws) <= 8.0
+    assert full_jitter_backoff(3, base_s=0.25, rng=lambda low, high: high) == 2.0
+
+
+def test_a_ceiling_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        AdaptiveRateLimiter(0)
