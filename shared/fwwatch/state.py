@@ -23,6 +23,7 @@ __all__ = [
     "ChannelKey",
     "ChannelState",
     "DeviceInfo",
+    "StateImageError",
     "StateStore",
     "StoredError",
     "changed",
@@ -40,6 +41,10 @@ ChannelKey = tuple[str, int]
 def utcnow() -> datetime:
     """Now, in UTC, to the second (state timestamps need no more)."""
     return datetime.now(UTC).replace(microsecond=0)
+
+
+class StateImageError(ValueError):
+    """A stored item (a stream image, a row) that is not a channel state."""
 
 
 class StoredError(BaseModel):

@@ -33,8 +33,14 @@ from ..pipeline import (
     publish_news,
 )
 from ..render import group_from_json
-from ..state import DeviceInfo
-from ..tuya import TuyaClient, TuyaFatalError, TuyaSettings
+from ..state import DeviceInfo, StateImageError
+from ..tuya import (
+    InvalidDeviceIdError,
+    TuyaClient,
+    TuyaFatalError,
+    TuyaSettings,
+    validate_device_id,
+)
 from .ledger_dynamodb import DynamoNewsLedger
 from .observability import logger, metrics
 from .publish_sns import SnsPublisher
@@ -144,11 +150,17 @@ class SchedulerService(_TuyaUser):
         }
 
     async def _discover(self) -> dict[str, DeviceInfo]:
+        infos: dict[str, DeviceInfo] = {}
         async with self.tuya_client() as tuya:
-            return {
-                device.device_id: DeviceInfo.from_summary(device)
-                async for device in tuya.list_devices()
-            }
+            async for device in tuya.list_devices():
+                try:
+                    validate_device_id(device.device_id)
+                except InvalidDeviceIdError as exc:
+                    # One odd entry in Tuya's list must not stop the whole fleet's run.
+                    logger.warning(f"skipped a listed device: {exc}")
+                    continue
+                infos[device.device_id] = DeviceInfo.from_summary(device)
+        return infos
 
 
 class CheckerService(_TuyaUser):
@@ -270,10 +282,16 @@ class DifferService:
             if record.get("eventName") == DynamoDBRecordEventName.REMOVE.name:
                 continue
             data = record.get("dynamodb", {})
-            new = state_from_image(data.get("NewImage"))
+            try:
+                new = state_from_image(data.get("NewImage"))
+                old = state_from_image(data.get("OldImage"))
+            except StateImageError as exc:
+                # One unreadable item must not block the shard: say so, and go on.
+                logger.error(f"skipped a stream record: {exc}", extra={"keys": data.get("Keys")})
+                continue
             if new is None:
                 continue
-            changes.append((state_from_image(data.get("OldImage")), new))
+            changes.append((old, new))
             sequence_of.setdefault(new.key, data.get("SequenceNumber", ""))
         events = news_from_changes(changes, notify_first_seen=self.settings.notify_on_first_seen)
         outcome = publish_news(events, self.ledger, self.publisher)

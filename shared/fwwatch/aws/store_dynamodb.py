@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..state import ChannelKey, ChannelState
+from pydantic import ValidationError
+
+from ..state import ChannelKey, ChannelState, StateImageError
 from .dynamo import batch_get, batch_write, from_dynamo
 
 __all__ = ["DynamoStateStore", "state_from_image"]
@@ -33,7 +35,14 @@ class DynamoStateStore:
 
 
 def state_from_image(image: Mapping[str, Any] | None) -> ChannelState | None:
-    """A stream record's OldImage/NewImage (DynamoDB JSON) as a state."""
+    """A stream record's OldImage/NewImage (DynamoDB JSON) as a state.
+
+    Raises :class:`~fwwatch.state.StateImageError` for an image that is not a channel state.
+    """
     if not image:
         return None
-    return ChannelState.from_item(from_dynamo(image))
+    try:
+        return ChannelState.from_item(from_dynamo(image))
+    except (ValidationError, TypeError, AttributeError, ArithmeticError, KeyError) as exc:
+        kind = type(exc).__name__
+        raise StateImageError(f"a stream image that is not a channel state ({kind})") from None

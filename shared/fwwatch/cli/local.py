@@ -51,6 +51,8 @@ def read_device_ids(spec: str) -> list[str]:
                 for n, line in enumerate(text.splitlines(), 1)
             ]
             entries = [(where, value) for where, value in entries if value]
+    elif path.exists():
+        raise UsageError(f"--devices {spec!r}: not a regular file")
     elif "/" in spec or spec.startswith("."):
         raise UsageError(f"--devices {spec!r}: no such file")
     else:

@@ -27,6 +27,7 @@ from ..notify import (
     SmtpSettings,
 )
 from ..notify.slack import validate_webhook_url
+from ..tuya.config import is_loopback_host
 from .store_sqlite import default_state_path
 
 __all__ = ["LocalConfigError", "LocalSettings"]
@@ -99,6 +100,16 @@ class LocalSettings(BaseModel):
             raise LocalConfigError(f"e-mail notifications need {missing} as well")
         if self.smtp_user and self.smtp_password is None:
             raise LocalConfigError("SMTP_USER is set but SMTP_PASSWORD is not")
+        clear_text = not self.smtp_starttls and self.smtp_port != 465
+        if (
+            self.smtp_password is not None
+            and clear_text
+            and not is_loopback_host(self.smtp_host or "")
+        ):
+            raise LocalConfigError(
+                "SMTP_STARTTLS=false would send SMTP_PASSWORD in clear text to "
+                f"{self.smtp_host}; use STARTTLS (the default) or port 465"
+            )
 
     @property
     def smtp(self) -> SmtpSettings | None:

@@ -169,6 +169,8 @@ def load_fleet(path: str | Path) -> Fleet:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise FleetFileError(f"{p}: cannot read: {e.strerror or e}") from e
+    except UnicodeDecodeError:
+        raise FleetFileError(f"{p}: not UTF-8 text") from None
     data: Any
     try:
         data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
@@ -176,6 +178,8 @@ def load_fleet(path: str | Path) -> Fleet:
         raise FleetFileError(f"{p}: invalid JSON at line {e.lineno}: {e.msg}") from e
     except yaml.YAMLError as e:
         raise FleetFileError(f"{p}: invalid YAML: {e}") from e
+    except (ValueError, RecursionError) as e:  # nested too deep, a number too long
+        raise FleetFileError(f"{p}: unreadable: {type(e).__name__}") from None
     if not isinstance(data, dict) or "devices" not in data:
         raise FleetFileError(f"{p}: expected a mapping with a 'devices' list at the top")
     try:

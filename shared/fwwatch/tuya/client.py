@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -536,11 +537,13 @@ class TuyaClient:
             page = _as_list(result.get("list"), "list", tid)
             if page:
                 yield page
-            row_key = result.get("last_row_key")
+            raw_key = result.get("last_row_key")
+            valid = isinstance(raw_key, str | int) and not isinstance(raw_key, bool)
+            row_key = str(raw_key) if valid else ""
             if not result.get("has_more") or not row_key or row_key in seen_keys:
                 return
-            seen_keys.add(str(row_key))
-            query["last_row_key"] = str(row_key)
+            seen_keys.add(row_key)
+            query["last_row_key"] = row_key
 
 
 def _parse_device(item: Any) -> DeviceSummary:
@@ -570,9 +573,12 @@ def _item_id(item: Any) -> str | None:
 def _seconds(value: object, *, default: float) -> float:
     if isinstance(value, int | float | str) and not isinstance(value, bool):
         try:
-            return float(value)
-        except ValueError:
+            seconds = float(value)
+        except (ValueError, OverflowError):
             return default
+        # NaN or infinity would give a token that is never renewed.
+        if math.isfinite(seconds) and seconds > 0:
+            return seconds
     return default
 
 
@@ -589,7 +595,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _decode(response: httpx.Response) -> _Envelope:
     try:
         payload = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, too long a number
         raise TuyaResponseError(
             f"HTTP {response.status_code}: the answer is not JSON ({len(response.content)} bytes)"
         ) from None
@@ -598,7 +604,8 @@ def _decode(response: httpx.Response) -> _Envelope:
     tid = payload.get("tid")
     tid = str(tid) if tid is not None else None
     t = payload.get("t")
-    t = t if isinstance(t, int) and not isinstance(t, bool) else None
+    # A server time is 13 digits of milliseconds; anything else cannot correct a clock.
+    t = t if isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 10**15 else None
     if payload.get("success") is True:
         if "result" not in payload:
             raise TuyaResponseError(
@@ -608,7 +615,7 @@ def _decode(response: httpx.Response) -> _Envelope:
     raw_code = payload.get("code", payload.get("error_code"))
     try:
         code = int(raw_code) if raw_code is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         code = None
     msg = payload.get("msg", payload.get("error_msg")) or "no message"
     return _Envelope(False, None, code, str(msg), t, tid)

@@ -63,11 +63,14 @@ def is_loopback_host(host: str) -> bool:
 def validate_endpoint(url: str, *, variable: str = "TUYA_ENDPOINT") -> str:
     """Check an endpoint URL: https anywhere, plain http only on a loopback address."""
     parts = urlsplit(url.strip())
+    if "@" in parts.netloc:
+        # Checked first, so that no message below ever echoes a password.
+        raise TuyaConfigError(f"{variable} must not hold credentials (user:password@)")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise TuyaConfigError(
             f"{variable}={url!r} is not a URL; expected e.g. https://openapi.tuyaeu.com"
         )
-    if parts.username or parts.password or parts.query or parts.fragment:
+    if parts.query or parts.fragment:
         raise TuyaConfigError(
             f"{variable} must be a plain base URL (scheme, host and port), without "
             "credentials, query or fragment"

@@ -1,0 +1,549 @@
+"""What a cold start costs each Lambda handler in imports, and what lazy imports would save.
+
+Each handler module (``functions/<name>/app.py``) is loaded with
+``importlib.util.spec_from_file_location`` in a fresh interpreter, with the environment a
+deployed function has (region, Powertools settings, the function's variables; no
+credentials: nothing is called), and timed from inside that interpreter (so Python's own
+start-up is not counted). Each figure is the median of 5 fresh interpreters (``--quick``: 3).
+
+Twice: with the bytecode caches this checkout has, and with every third-party and fwwatch
+module compiled from source, as happens in Lambda when the layer ships no ``.pyc`` files
+(``/opt`` is read-only, so nothing compiled there is kept); the standard library keeps its
+bytecode in both. ``-X importtime`` (one more interpreter per handler) says which packages
+the time goes to. A "saving" is the time a module takes to import in a fresh interpreter
+after what the handler needs anyway was imported first: what it costs on top.
+
+Usage: ``.venv/bin/python bench/cold_start.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import statistics
+import subprocess
+import sys
+import sysconfig
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from _common import REPO, machine, table
+
+HANDLERS = ("scheduler", "checker", "differ", "slack")
+LAYER = REPO / ".aws-sam" / "build" / "SharedLayer"
+SERVICES = REPO / "shared" / "fwwatch" / "aws" / "services.py"
+
+# What no handler may import: CLI and simulator code and their dependencies (not in the layer).
+FORBIDDEN = (
+    "aiohttp", "yaml", "fwwatch.simulator", "fwwatch.cli", "fwwatch.local", "fwwatch.demo",
+    "tuya_connector", "requests",
+)  # fmt: skip
+
+# What each handler imports without ever using it (read from the handlers and services.py).
+UNUSED: dict[str, dict[str, str]] = {
+    "scheduler": {
+        "aws_lambda_powertools.utilities.batch": "no batch processing",
+        "fwwatch.notify": "sends no notification",
+        "smtplib": "sends no e-mail",
+    },
+    "checker": {
+        "fwwatch.notify": "sends no notification",
+        "smtplib": "sends no e-mail",
+    },
+    "differ": {
+        "aws_lambda_powertools.utilities.batch": "no batch processing",
+        "fwwatch.notify": "publishes to SNS only",
+        "smtplib": "sends no e-mail",
+        "httpx": "calls neither Tuya nor Slack",
+        "fwwatch.tuya.client": "calls no Tuya API",
+    },
+    "slack": {
+        "aws_lambda_powertools.utilities.batch": "no batch processing",
+        "boto3": "no AWS client (Parameters imports it on the first call anyway)",
+        "boto3.dynamodb": "no DynamoDB",
+        "fwwatch.aws.dynamo": "no DynamoDB",
+        "fwwatch.aws.token_dynamodb": "no Tuya token",
+        "fwwatch.tuya.client": "calls no Tuya API",
+        "smtplib": "sends no e-mail",
+    },
+}
+
+# Imported first by every handler, whatever it does: the baseline a saving is measured on.
+BASE = [
+    "aws_lambda_powertools",
+    "aws_lambda_powertools.utilities.typing",
+    "aws_lambda_powertools.metrics",
+    "fwwatch.aws.observability",
+    "fwwatch.aws.settings",
+    "fwwatch.pipeline",
+    "fwwatch.render",
+]
+
+
+HANDLER_HEADER = (
+    "handler", "import ms", "without bytecode ms", "modules",
+    "top 8 packages (self ms)", "app.py's own imports (cumulative ms)",
+)  # fmt: skip
+SUMMARY_HEADER = (
+    "handler", "import ms", "without bytecode, ms",
+    "lazy-import savings, ms (with / without bytecode)", "sum", "bytecode in the layer saves, ms",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Saving:
+    """A module (or modules) a handler could import lazily, or not at all."""
+
+    label: str
+    change: str
+    handlers: tuple[str, ...]
+    preload: tuple[str, ...]
+    targets: tuple[str, ...]
+    note: str
+    counted: bool = True  # False: information only, not a saving to add up
+
+
+SAVINGS = (
+    Saving(
+        "batch",
+        "`aws_lambda_powertools.utilities.batch` imported where it is used (checker only)",
+        ("scheduler", "differ", "slack"),
+        (
+            *BASE,
+            "aws_lambda_powertools.utilities.data_classes.sqs_event",
+            "aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event",
+        ),
+        ("aws_lambda_powertools.utilities.batch",),
+        "services.py imports it at module level for every function",
+    ),
+    Saving(
+        "fwwatch.notify",
+        "`fwwatch.notify` not imported by services.py at module level",
+        ("scheduler", "checker", "differ"),
+        tuple(BASE),
+        ("fwwatch.notify",),
+        "the whole package (Slack, e-mail, console, JSON lines) for SlackNotifier",
+    ),
+    Saving(
+        "e-mail notifier",
+        "`fwwatch.notify/__init__` lazy: the Slack notifier without the e-mail one",
+        ("slack",),
+        (*BASE, "httpx"),
+        ("smtplib", "email.message", "email.utils"),
+        "what the e-mail notifier pulls in beyond httpx",
+    ),
+    Saving(
+        "boto3 at start-up",
+        "boto3 and the DynamoDB helpers (`boto3.dynamodb.types`, `botocore.exceptions`) "
+        "not imported by the Slack function at start-up",
+        ("slack",),
+        tuple(BASE),
+        ("boto3", "boto3.dynamodb.types", "botocore.exceptions"),
+        "moved, not saved, while the webhook secret is read through Powertools Parameters "
+        "(it imports boto3 on the first call)",
+    ),
+    Saving(
+        "Parameters",
+        "Powertools Parameters (the Slack function's secret, first call; already lazy)",
+        ("slack",),
+        (*BASE, "boto3"),
+        ("aws_lambda_powertools.utilities.parameters",),
+        "paid on the first invocation, on top of boto3",
+        counted=False,
+    ),
+    Saving(
+        "httpx",
+        "httpx (and the Tuya client) not imported by the differ",
+        ("differ",),
+        ("aws_lambda_powertools", "fwwatch.aws.observability", "pydantic", "pydantic_settings"),
+        ("httpx",),
+        "needs `fwwatch.tuya/__init__` not to import `client` eagerly (state.py only needs "
+        "the models and errors)",
+    ),
+    Saving(
+        "X-Ray SDK",
+        "X-Ray SDK, imported by Powertools' Tracer",
+        HANDLERS,
+        ("aws_lambda_powertools", "boto3"),
+        ("aws_xray_sdk.core",),
+        "created at import by the Tracer (its sampler builds a botocore X-Ray client); not a "
+        "lazy-import candidate while the Tracer is used",
+        counted=False,
+    ),
+)
+
+CHILD = r"""
+import json, sys, time
+cfg = json.loads(sys.argv[1])
+if cfg["no_bytecode"]:
+    import importlib._bootstrap_external as bootstrap
+    original = bootstrap.cache_from_source
+    prefixes = tuple(cfg["no_bytecode"])
+    def no_cache(path, *args, **kwargs):
+        if str(path).startswith(prefixes):
+            raise NotImplementedError  # no bytecode for this file: compile the source
+        return original(path, *args, **kwargs)
+    bootstrap.cache_from_source = no_cache
+    sys.dont_write_bytecode = True
+import importlib, importlib.util
+for name in cfg["preload"]:
+    importlib.import_module(name)
+ms = []
+print("-- steps --", file=sys.stderr, flush=True)
+for label, kind, target in cfg["steps"]:
+    start = time.perf_counter()
+    if kind == "file":
+        spec = importlib.util.spec_from_file_location(label, target)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[label] = module
+        spec.loader.exec_module(module)
+    else:
+        importlib.import_module(target)
+    ms.append((time.perf_counter() - start) * 1000)
+print(json.dumps({"ms": ms, "modules": sorted(sys.modules)}))
+"""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def lambda_env(handler: str) -> dict[str, str]:
+    """The environment of a deployed function (dummy resource names, no credentials)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "TUYA_", "FWWATCH_", "POWERTOOLS_", "PYTHON", "_X_AMZN"))
+    }
+    env.update(
+        AWS_DEFAULT_REGION="eu-central-1",
+        AWS_REGION="eu-central-1",
+        AWS_LAMBDA_FUNCTION_NAME=f"fwwatch-{handler}",
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+        AWS_EXECUTION_ENV="AWS_Lambda_python3.13",
+        POWERTOOLS_SERVICE_NAME="fwwatch",
+        POWERTOOLS_METRICS_NAMESPACE="fwwatch",
+        POWERTOOLS_LOG_LEVEL="INFO",
+        LOG_LEVEL="INFO",
+        CHECK_QUEUE_URL="https://sqs.eu-central-1.amazonaws.com/123456789012/check",
+        CHECK_DEAD_LETTER_QUEUE_URL="https://sqs.eu-central-1.amazonaws.com/123456789012/dlq",
+        CONTROL_TABLE="fwwatch-control",
+        STATE_TABLE="fwwatch-state",
+        TOPIC_ARN="arn:aws:sns:eu-central-1:123456789012:fwwatch",
+        TUYA_ENDPOINT="https://openapi.tuyaeu.com",
+        TUYA_SECRET_NAME="fwwatch/tuya",
+        TUYA_QPS="20",
+        SLACK_WEBHOOK_SECRET_NAME="fwwatch/slack-webhook",
+    )
+    return env
+
+
+def no_bytecode_prefixes() -> list[str]:
+    """Where the layer's code lives here: site-packages, shared/ and functions/."""
+    return [
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["platlib"],
+        str(REPO / "shared"),
+        str(REPO / "functions"),
+    ]
+
+
+def child(
+    steps: Sequence[tuple[str, str, str]],
+    *,
+    preload: Sequence[str] = (),
+    no_bytecode: bool = False,
+    env: dict[str, str] | None = None,
+    importtime: bool = False,
+) -> tuple[list[float], list[str], str]:
+    """One fresh interpreter: (ms per step, modules loaded, -X importtime output)."""
+    config = {
+        "steps": list(steps),
+        "preload": list(preload),
+        "no_bytecode": no_bytecode_prefixes() if no_bytecode else [],
+    }
+    command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", CHILD]
+    done = subprocess.run(
+        [*command, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        env=env or lambda_env("bench"),
+        cwd=REPO,
+        check=False,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"child failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return list(result["ms"]), list(result["modules"]), done.stderr
+
+
+def median_ms(
+    runs: int,
+    steps: Sequence[tuple[str, str, str]],
+    *,
+    preload: Sequence[str] = (),
+    no_bytecode: bool = False,
+    env: dict[str, str] | None = None,
+) -> list[float]:
+    """The median over ``runs`` fresh interpreters, per step."""
+    samples = [
+        child(steps, preload=preload, no_bytecode=no_bytecode, env=env)[0] for _ in range(runs)
+    ]
+    return [statistics.median(column) for column in zip(*samples, strict=True)]
+
+
+def importtime_entries(stderr: str) -> list[tuple[str, int, float, float]]:
+    """``-X importtime`` lines after the steps began: (name, depth, self ms, cumulative ms)."""
+    entries: list[tuple[str, int, float, float]] = []
+    for line in stderr.split("-- steps --", 1)[-1].splitlines():
+        if not line.startswith("import time:") or line.count("|") != 2:
+            continue
+        own, cumulative, field = line[len("import time:") :].split("|")
+        if not own.strip().isdigit():
+            continue  # the header line
+        name = field.strip()
+        depth = (len(field) - len(field.lstrip()) - 1) // 2
+        entries.append((name, depth, int(own) / 1000, int(cumulative) / 1000))
+    return entries
+
+
+def importtime_packages(stderr: str, top: int = 8) -> list[tuple[str, float]]:
+    """Self time summed per top-level package: the biggest ``top``."""
+    per_package: defaultdict[str, float] = defaultdict(float)
+    for name, _, own, _ in importtime_entries(stderr):
+        per_package[name.split(".")[0]] += own
+    return sorted(per_package.items(), key=lambda item: -item[1])[:top]
+
+
+def importtime_direct(stderr: str, minimum_ms: float = 1.0) -> list[tuple[str, float]]:
+    """What the handler module imports itself, with each import's cumulative time."""
+    return [
+        (name, cumulative)
+        for name, depth, _, cumulative in importtime_entries(stderr)
+        if depth == 0 and cumulative >= minimum_ms
+    ]
+
+
+def describe_preload(preload: Sequence[str]) -> str:
+    """The modules imported first, with the common baseline abbreviated as B."""
+    if list(preload[: len(BASE)]) == BASE:
+        return " + ".join(["B", *preload[len(BASE) :]])
+    return ", ".join(preload)
+
+
+def handler_step(handler: str) -> tuple[str, str, str]:
+    return ("app", "file", str(REPO / "functions" / handler / "app.py"))
+
+
+def loaded(modules: Sequence[str], name: str) -> bool:
+    return name in modules or any(module.startswith(name + ".") for module in modules)
+
+
+def services_imports() -> list[str]:
+    """The modules services.py imports at module level, in order (relative ones resolved)."""
+    tree = ast.parse(SERVICES.read_text())
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            if node.level:
+                package = ["fwwatch", "aws"]
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.append(module)
+    seen: list[str] = []
+    for name in names:
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def tree_size(path: Path) -> tuple[int, int]:
+    """(bytes in files, bytes on disk as du counts them) under ``path``."""
+    apparent = disk = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            stat = (Path(root) / name).lstat()
+            apparent += stat.st_size
+            disk += stat.st_blocks * 512
+    return apparent, disk
+
+
+def mb(size: float) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def layer_section() -> list[str]:
+    if not LAYER.is_dir():
+        return [
+            "The built layer is missing (`.aws-sam/build/SharedLayer`): run `make check` "
+            "(it builds it) and run this script again for its size.",
+        ]
+    root = LAYER / "python" if (LAYER / "python").is_dir() else LAYER
+    apparent, disk = tree_size(LAYER)
+    entries: list[tuple[str, int]] = []
+    for entry in root.iterdir():
+        if entry.name.endswith((".dist-info", ".data")) or entry.name == "__pycache__":
+            continue
+        size = tree_size(entry)[0] if entry.is_dir() else entry.stat().st_size
+        entries.append((entry.name, size))
+    entries.sort(key=lambda item: -item[1])
+    pyc = sum(1 for _ in LAYER.rglob("*.pyc"))
+    sources = sum(1 for _ in LAYER.rglob("*.py"))
+    unused = [
+        (name, tree_size(root / "fwwatch" / name)[0])
+        for name in ("simulator", "cli", "local")
+        if (root / "fwwatch" / name).is_dir()
+    ]
+    lines = [
+        f"Built layer (`{LAYER.relative_to(REPO)}`, unzipped): {mb(apparent)} in files, "
+        f"{mb(disk)} on disk (du); {sources} `.py` files and {pyc} `.pyc` files. The biggest "
+        "packages:",
+        "",
+        table(["package", "size"], [[name, mb(size)] for name, size in entries[:8]]),
+    ]
+    if unused:
+        listed = ", ".join(f"`fwwatch/{name}` {size / 1e3:.0f} kB" for name, size in unused)
+        lines.append(f"Shipped but never imported by a function: {listed}.")
+    if (root / "botocore").is_dir():
+        lines.append(
+            "botocore (with jmespath, python-dateutil, urllib3) is in the layer because "
+            "aws-xray-sdk (the `tracer` extra) requires it; the runtime brings its own boto3 "
+            "and botocore."
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 interpreters per figure")
+    args = parser.parse_args()
+    runs = 3 if args.quick else 5
+    started = time.monotonic()
+
+    handler_rows: list[list[object]] = []
+    check_rows: list[list[object]] = []
+    totals: dict[str, tuple[float, float]] = {}
+    for handler in HANDLERS:
+        env = lambda_env(handler)
+        step = [handler_step(handler)]
+        child(step, env=env)  # warm the bytecode caches and the file system
+        with_pyc = median_ms(runs, step, env=env)[0]
+        without = median_ms(runs, step, env=env, no_bytecode=True)[0]
+        totals[handler] = (with_pyc, without)
+        _, modules, stderr = child(step, env=env, importtime=True)
+        top = importtime_packages(stderr)
+        direct = importtime_direct(stderr)
+        log(f"{handler}: {with_pyc:.0f} ms ({without:.0f} ms without bytecode)")
+        handler_rows.append([
+            handler, f"{with_pyc:.0f}", f"{without:.0f}", len(modules),
+            ", ".join(f"{name} {ms:.0f}" for name, ms in top),
+            ", ".join(f"{name} {ms:.0f}" for name, ms in direct),
+        ])  # fmt: skip
+        bad = [name for name in FORBIDDEN if loaded(modules, name)]
+        unused = [
+            f"`{name}` ({why})" for name, why in UNUSED[handler].items() if loaded(modules, name)
+        ]
+        check_rows.append([handler, ", ".join(bad) or "none", "; ".join(unused) or "none"])
+
+    # fwwatch.aws.services against its parts: each import in services.py's order.
+    parts = services_imports()
+    steps = [(name, "module", name) for name in [*parts, "fwwatch.aws.services"]]
+    part_ms = median_ms(runs, steps)
+    log(f"fwwatch.aws.services: {sum(part_ms):.0f} ms")
+    part_rows: list[list[object]] = []
+    small = 0.0
+    for (name, _, _), ms in zip(steps, part_ms, strict=True):
+        # Alone: what the import costs in a fresh interpreter, shared dependencies included.
+        stdlib = name.split(".")[0] in sys.stdlib_module_names
+        alone = ms if stdlib else median_ms(runs, [(name, "module", name)])[0]
+        if ms < 1.0 and alone < 1.0:
+            small += ms
+            continue
+        part_rows.append([f"`{name}`", f"{ms:.1f}", f"{alone:.1f}"])
+
+    saving_rows: list[list[object]] = []
+    per_handler: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+    for saving in SAVINGS:
+        steps = [(target, "module", target) for target in saving.targets]
+        ms = sum(median_ms(runs, steps, preload=saving.preload))
+        cold = sum(median_ms(runs, steps, preload=saving.preload, no_bytecode=True))
+        log(f"{saving.targets[0]}: {ms:.0f} ms ({cold:.0f} ms without bytecode)")
+        saving_rows.append([
+            saving.change + ("" if saving.counted else " *(information)*"),
+            ", ".join(saving.handlers), f"{ms:.0f}", f"{cold:.0f}",
+            f"{', '.join(saving.targets)} after {describe_preload(saving.preload)}",
+            saving.note,
+        ])  # fmt: skip
+        if saving.counted:
+            for handler in saving.handlers:
+                per_handler[handler].append((saving.label, ms, cold))
+
+    summary_rows: list[list[object]] = []
+    for handler in HANDLERS:
+        items = per_handler[handler]
+        with_pyc, without = totals[handler]
+        lazy = sum(ms for _, ms, _ in items)
+        lazy_cold = sum(cold for _, _, cold in items)
+        summary_rows.append([
+            handler, f"{with_pyc:.0f}", f"{without:.0f}",
+            "; ".join(f"{name} {ms:.0f} / {cold:.0f}" for name, ms, cold in items),
+            f"{lazy:.0f} / {lazy_cold:.0f} ({lazy / with_pyc:.0%} / {lazy_cold / without:.0%})",
+            f"{without - with_pyc:.0f}",
+        ])  # fmt: skip
+
+    clean = all(row[1] == "none" for row in check_rows)
+    out = [
+        "## Cold start: handler imports",
+        "",
+        "Each handler module loaded in a fresh interpreter with a deployed function's "
+        "environment (no credentials), timed inside it with `importlib.util."
+        f'spec_from_file_location`; median of {runs} interpreters. "Without bytecode" '
+        "compiles every third-party and fwwatch module from source, as Lambda does when the "
+        "layer ships no `.pyc` (its `/opt` is read-only; the standard library keeps its "
+        "bytecode). From one more interpreter under `-X importtime` (its figures are inflated "
+        "by the tracing): the self time summed per top-level package, and the cumulative time "
+        f"of each import in app.py. Measured on {machine()}; x86_64 here, arm64 with a "
+        "fraction of a vCPU at 256 MB in Lambda, so expect the real figures to be larger.",
+        "",
+        table(HANDLER_HEADER, handler_rows),
+        "What must never be imported (CLI, simulator and their dependencies) and what is "
+        "imported but never used:",
+        "",
+        table(["handler", "forbidden imports", "imported, never used"], check_rows),
+        f"`import fwwatch.aws.services` in a fresh interpreter: {sum(part_ms):.0f} ms. Its "
+        "own imports in its order, each timed after the ones before it (they add up to the "
+        "total: a shared dependency counts where it is first imported), and each alone in a "
+        f"fresh interpreter (under 1 ms both ways left out: {small:.1f} ms together):",
+        "",
+        table(["import", "in order, ms", "alone, ms"], part_rows),
+        "Savings available: each module imported in fresh interpreters (median) after what "
+        "the handler needs anyway; B = " + ", ".join(BASE) + ":",
+        "",
+        table(
+            ["change", "handlers", "ms", "without bytecode, ms", "how measured", "note"],
+            saving_rows,
+        ),
+        "Per handler (lazy-import savings overlap a little, so the sum is approximate):",
+        "",
+        table(SUMMARY_HEADER, summary_rows),
+        *layer_section(),
+        "",
+        "Floor (no handler imports the CLI, the simulator, aiohttp or yaml): "
+        f"**{'met' if clean else 'not met'}**.",
+    ]
+    print("\n".join(out))
+    log(f"cold_start took {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
