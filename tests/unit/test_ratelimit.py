@@ -81,3 +81,14 @@ def test_full_jitter_stays_within_its_bounds() -> None:
 def test_a_ceiling_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         AdaptiveRateLimiter(0)
+
+
+def test_just_over_the_limit_steps_down_a_little_not_a_fifth() -> None:
+    clock = Clock()
+    limiter = AdaptiveRateLimiter(40, clock=clock)
+    limiter.rate = 20.4
+    for _ in range(20):
+        clock.now += 0.05
+        limiter.on_success()
+    limiter.on_throttled()
+    assert limiter.rate == pytest.approx(19.0)

@@ -53,6 +53,9 @@ DEVICE_CODES: dict[int, tuple[bool, str]] = {
     2010: (True, "no such device"),
 }
 
+#: Connections per httpx pool; more connections are spread over several pools.
+POOL_CONNECTIONS = 16
+
 _REFRESH_PATH = re.compile(r"/v1\.0/token/[^/?\s\"]+")
 
 
@@ -135,17 +138,23 @@ class TuyaClient:
         # A fatal answer (bad secret, wrong data centre...) ends this client: every later
         # call raises it again without asking the cloud, so there is no retry storm.
         self._fatal: TuyaFatalError | None = None
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            transport=transport,
-            # Pool waits are bounded by the semaphore above, so only the wire is timed.
-            timeout=httpx.Timeout(settings.timeout_s, pool=None),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections,
-                max_keepalive_connections=settings.max_connections,
-            ),
-            headers={"User-Agent": "fwwatch"},
-        )
+        # httpcore's pool bookkeeping grows with the square of its connections: past about
+        # 32 a single pool costs more CPU than the requests. Several small pools, used in
+        # turn, keep each one cheap (bench/throughput_vs_sdk.py measures it).
+        pools = -(-settings.max_connections // POOL_CONNECTIONS)
+        per_pool = -(-settings.max_connections // pools)
+        self._pools = [
+            httpx.AsyncClient(
+                base_url=settings.base_url,
+                transport=transport,
+                # Pool waits are bounded by the semaphore above, so only the wire is timed.
+                timeout=httpx.Timeout(settings.timeout_s, pool=None),
+                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+                headers={"User-Agent": "fwwatch"},
+            )
+            for _ in range(pools)
+        ]
+        self._turn = 0
 
     def __repr__(self) -> str:
         settings = self.settings
@@ -157,9 +166,15 @@ class TuyaClient:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The first connection pool (they are all configured alike)."""
+        return self._pools[0]
+
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pools."""
+        for pool in self._pools:
+            await pool.aclose()
 
     @property
     def clock_offset_ms(self) -> int:
@@ -255,7 +270,9 @@ class TuyaClient:
             sent_at = self._clock()
             self.stats.requests += 1
             try:
-                response = await self._http.request(
+                self._turn += 1
+                pool = self._pools[self._turn % len(self._pools)]
+                response = await pool.request(
                     method,
                     path,
                     params=dict(query) if query else None,

@@ -73,14 +73,12 @@ class AdaptiveRateLimiter:
             return
         self._throttled_at = self.rate
         self._last_cut = now
-        # What the server accepted over the last second is the best estimate of its limit:
-        # far above it, this lands next to it in one step instead of many halvings.
         accepted = self._accepted_last_second(now)
-        target = self.rate * self._decrease
-        if accepted >= 5:
-            # What the server accepted in the last second is the best estimate of its limit;
-            # a handful of successes (a burst of errors at the start) says nothing yet.
-            target = min(target, accepted * 0.95)
+        # What the server accepted in the last second is the best estimate of its limit (just
+        # over it: a small step down; far over it: one step to it). A handful of successes,
+        # as in a burst of errors at the start, says nothing yet.
+        trusted = accepted >= 5
+        target = min(self.rate, accepted * 0.95) if trusted else self.rate * self._decrease
         self.rate = max(self.floor, target)
         self._next_slot = max(self._next_slot, now + 1.0 / self.rate)
 
