@@ -34,11 +34,11 @@ $(TOOLS_STAMP):
 
 tools: $(TOOLS_STAMP) ## Create .venv-tools with SAM CLI and cfn-lint (quick when done)
 
-check: tools ## Validate and lint template.yaml, then sam build (no AWS account needed; cached)
+check: tools venv ## Validate and lint template.yaml, then sam build (no AWS account needed; cached)
 	$(AWS_OFFLINE) $(TOOLS_BIN)/sam validate --lint
 	$(AWS_OFFLINE) $(TOOLS_BIN)/sam validate
 	$(TOOLS_BIN)/cfn-lint template.yaml
-	$(AWS_OFFLINE) $(TOOLS_BIN)/sam build --cached
+	$(AWS_OFFLINE) LAYER_PYTHON=$(CURDIR)/$(BIN)/python $(TOOLS_BIN)/sam build --cached
 
 lint: venv ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -796,6 +796,11 @@ def test_the_layer_is_built_for_the_functions_runtime_and_architecture(template:
     runtime = template.function_globals["Runtime"]
     architectures = template.function_globals["Architectures"]
     # When their runtime and architecture are compared / Then they agree
-    assert layer["Metadata"]["BuildMethod"] == runtime
     assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
     assert layer["Properties"]["CompatibleArchitectures"] == architectures
+    assert layer["Metadata"]["BuildArchitecture"] == architectures[0]
+    # and the layer's Makefile fetches wheels for that runtime and architecture
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    recipe = (REPO / "shared" / "Makefile").read_text()
+    assert "--python-version " + runtime.removeprefix("python") in recipe
+    assert {"arm64": "aarch64", "x86_64": "x86_64"}[architectures[0]] in recipe
