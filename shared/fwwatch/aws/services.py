@@ -10,21 +10,10 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    AsyncBatchProcessor,
-    EventType,
-    async_process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
-    DynamoDBRecordEventName,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from ..notify.slack import SlackNotifier
 from ..pipeline import (
     CheckMessage,
     check_message,
@@ -34,13 +23,7 @@ from ..pipeline import (
 )
 from ..render import group_from_json
 from ..state import DeviceInfo, StateImageError
-from ..tuya import (
-    InvalidDeviceIdError,
-    TuyaClient,
-    TuyaFatalError,
-    TuyaSettings,
-    validate_device_id,
-)
+from ..tuya import InvalidDeviceIdError, TuyaFatalError, TuyaSettings, validate_device_id
 from .ledger_dynamodb import DynamoNewsLedger
 from .observability import logger, metrics
 from .publish_sns import SnsPublisher
@@ -54,6 +37,12 @@ from .settings import (
 )
 from .store_dynamodb import DynamoStateStore, state_from_image
 from .token_dynamodb import DynamoTokenStore
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    from ..tuya import TuyaClient
 
 __all__ = ["CheckerService", "DifferService", "SchedulerService", "SlackService"]
 
@@ -99,6 +88,8 @@ class _TuyaUser:
         )
 
     def tuya_client(self) -> TuyaClient:
+        from ..tuya import TuyaClient  # loaded by the functions that call Tuya only
+
         return TuyaClient(self.tuya_settings(), token_store=self.tokens, transport=self._transport)
 
 
@@ -193,6 +184,13 @@ class CheckerService(_TuyaUser):
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> PartialItemFailureResponse:
         """Process an SQS batch; failed records are reported, the rest are done."""
+        # Imported here: only the checker processes batches (the others start faster).
+        from aws_lambda_powertools.utilities.batch import (
+            AsyncBatchProcessor,
+            EventType,
+            async_process_partial_response,
+        )
+
         try:
             return async_process_partial_response(
                 event=dict(event),
@@ -279,7 +277,7 @@ class DifferService:
         changes = []
         sequence_of: dict[tuple[str, int], str] = {}
         for record in records:
-            if record.get("eventName") == DynamoDBRecordEventName.REMOVE.name:
+            if record.get("eventName") == "REMOVE":
                 continue
             data = record.get("dynamodb", {})
             try:
@@ -336,6 +334,8 @@ class SlackService:
         url = self._read_secret(self.settings.slack_webhook_secret_name)
         if isinstance(url, dict):
             url = url.get("webhook_url") or url.get("url")
+        from ..notify.slack import SlackNotifier
+
         notifier = SlackNotifier(str(url), transport=self._transport, max_wait_s=self._max_wait_s)
         posted = 0
         for record in event.get("Records", []):

@@ -3,7 +3,8 @@
 This package is the ground floor of fwwatch: it imports nothing else of fwwatch.
 """
 
-from .client import ClientStats, TuyaClient
+from typing import TYPE_CHECKING, Any
+
 from .config import REGIONS, TuyaSettings
 from .errors import (
     InvalidDeviceIdError,
@@ -24,6 +25,20 @@ from .models import (
     validate_device_id,
 )
 from .tokens import InMemoryTokenStore, Token, TokenStore
+
+if TYPE_CHECKING:
+    from .client import ClientStats, TuyaClient
+
+
+def __getattr__(name: str) -> Any:
+    # The client (and httpx) load on first use: code that only reads firmware models and
+    # errors, like the function that turns state changes into news, never pays for them.
+    if name in ("ClientStats", "TuyaClient"):
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "REGIONS",
