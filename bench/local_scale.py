@@ -1,7 +1,7 @@
 """Local scale: `fwwatch run` over 10,000 and 50,000 simulated devices.
 
 Each run is the real command in its own process (its peak memory measured by the kernel),
-against the simulator in another process: 20 ms latency, no rate limit, TUYA_QPS=1000.
+against the simulator in another process: 20 ms latency, no rate limit, TUYA_QPS=100000.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from _common import machine, simulator, table, tuya_env
 
 
 def run_once(url: str, state: Path) -> dict[str, float]:
-    env = tuya_env(url, TUYA_QPS="1000", FWWATCH_STATE=str(state))
+    env = tuya_env(url, TUYA_QPS="100000", FWWATCH_STATE=str(state))
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "fwwatch.cli", "run", "--json"],
@@ -71,7 +71,7 @@ def main() -> None:
     print("## Local scale: `fwwatch run`\n")
     print(
         "The real `fwwatch run --json` in its own process against the simulator in another "
-        "(20 ms latency, no rate limit; `TUYA_QPS=1000`, default concurrency 16, SQLite state "
+        "(20 ms latency, no rate limit; `TUYA_QPS=100000`, default concurrency 16, SQLite state "
         "in a temporary folder). The generated fleets have about 2 % offline devices (Tuya "
         f"code 2001), reported as failed. Machine: {machine()}.\n"
     )

@@ -97,7 +97,7 @@ class TuyaSettings(BaseSettings):
     access_secret: SecretStr = Field(description="The cloud project's Access Secret.")
     endpoint: str | None = Field(default=None, description="Full base URL of the data centre.")
     region: str | None = Field(default=None, description="Data centre: " + ", ".join(REGIONS))
-    qps: float = Field(default=20.0, gt=0, le=1000, description="Ceiling on requests/second.")
+    qps: float = Field(default=20.0, gt=0, le=100_000, description="Ceiling on requests/second.")
     max_connections: int = Field(default=16, ge=1, le=256)
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     device_listing: DeviceListing = "thing"
