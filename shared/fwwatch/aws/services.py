@@ -33,6 +33,7 @@ from .settings import (
     DifferSettings,
     SchedulerSettings,
     SlackSettings,
+    TuyaAccessSettings,
     tuya_settings_from_secret,
 )
 from .store_dynamodb import DynamoStateStore, state_from_image
@@ -67,18 +68,17 @@ class _TuyaUser:
 
     def __init__(
         self,
+        settings: TuyaAccessSettings,
         *,
-        endpoint: str,
-        secret_name: str,
         qps: float,
-        tokens: DynamoTokenStore,
+        dynamodb: Any,
         read_secret: SecretReader,
         transport: Any = None,
     ) -> None:
-        self._endpoint = endpoint
-        self._secret_name = secret_name
+        self._endpoint = settings.tuya_endpoint
+        self._secret_name = settings.tuya_secret_name
         self._qps = qps
-        self.tokens = tokens
+        self.tokens = DynamoTokenStore(dynamodb, settings.control_table)
         self._read_secret = read_secret
         self._transport = transport
 
@@ -106,10 +106,9 @@ class SchedulerService(_TuyaUser):
         transport: Any = None,
     ) -> None:
         super().__init__(
-            endpoint=settings.tuya_endpoint,
-            secret_name=settings.tuya_secret_name,
+            settings,
             qps=settings.tuya_qps,
-            tokens=DynamoTokenStore(dynamodb, settings.control_table),
+            dynamodb=dynamodb,
             read_secret=read_secret,
             transport=transport,
         )
@@ -167,10 +166,10 @@ class CheckerService(_TuyaUser):
         transport: Any = None,
     ) -> None:
         super().__init__(
-            endpoint=settings.tuya_endpoint,
-            secret_name=settings.tuya_secret_name,
+            settings,
+            # Tuya's ceiling is per project: each concurrent checker takes its share.
             qps=settings.qps_per_instance,
-            tokens=DynamoTokenStore(dynamodb, settings.control_table),
+            dynamodb=dynamodb,
             read_secret=read_secret,
             transport=transport,
         )

@@ -19,6 +19,7 @@ __all__ = [
     "FunctionConfigError",
     "SchedulerSettings",
     "SlackSettings",
+    "TuyaAccessSettings",
     "load",
     "tuya_settings_from_secret",
 ]
@@ -32,14 +33,16 @@ class _Base(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
 
-class _TuyaAccess(_Base):
+class TuyaAccessSettings(_Base):
+    """What every function that calls Tuya needs: the endpoint, the secret's name, the token."""
+
     tuya_endpoint: str
     tuya_secret_name: str = Field(min_length=1)
     tuya_qps: float = Field(default=20.0, gt=0)
     control_table: str = Field(min_length=1)
 
 
-class SchedulerSettings(_TuyaAccess):
+class SchedulerSettings(TuyaAccessSettings):
     """The scheduler: where to send device IDs, and which."""
 
     check_queue_url: str
@@ -52,7 +55,7 @@ class SchedulerSettings(_TuyaAccess):
         return [part.strip() for part in self.device_ids.split(",") if part.strip()]
 
 
-class CheckerSettings(_TuyaAccess):
+class CheckerSettings(TuyaAccessSettings):
     """The checker: the state table, retries, and its share of the rate limit."""
 
     state_table: str
