@@ -1483,3 +1483,21 @@ def test_smtp_without_tls_to_loopback_is_accepted() -> None:
     # Then a local relay without TLS is allowed
     assert settings.smtp is not None
     assert settings.smtp.starttls is False
+
+
+def test_the_cli_says_so_in_one_line_when_the_ca_bundle_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given SSL_CERT_FILE pointing to nothing
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ca.pem")
+    monkeypatch.setenv("TUYA_ACCESS_ID", ACCESS_ID)
+    monkeypatch.setenv("TUYA_ACCESS_SECRET", SECRET)
+    monkeypatch.setenv("TUYA_REGION", "eu")
+    monkeypatch.delenv("TUYA_ENDPOINT", raising=False)
+    # When a command needs the client / Then it exits 2 with the cause, not a traceback
+    assert main(["check", "bf0123456789abcdef0123"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fwwatch: ")
+    assert "/nonexistent/ca.pem" in err
+    assert "Traceback" not in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -241,9 +242,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TuyaFatalError as exc:
         print(f"fwwatch: stopped: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        # A state file that cannot be written, a CA bundle (SSL_CERT_FILE) that is missing...
+        print(f"fwwatch: {_describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("fwwatch: interrupted", file=sys.stderr)
         return 130
+
+
+def _describe_os_error(exc: OSError) -> str:
+    what = exc.strerror or str(exc)
+    if exc.filename:
+        return f"{what}: {exc.filename}"
+    for variable in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        if os.environ.get(variable):
+            return f"{what} (check {variable}={os.environ[variable]})"
+    return what
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -37,22 +37,27 @@ def validate_webhook_url(url: str) -> str:
     )
 
 
-class _HideWebhook(logging.Filter):
+class _HideWebhooks(logging.Filter):
     """httpx logs each request URL at INFO; a webhook URL is a credential."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._url = url
-        self._path = urlsplit(url).path
+        self.paths: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if self._path and self._path in message:
-            record.msg = message.replace(self._url, "<slack webhook>").replace(
-                self._path, "/<hidden>"
-            )
+        hidden = message
+        for path in self.paths:
+            hidden = hidden.replace(path, "/<hidden webhook>")
+        if hidden != message:
+            record.msg = hidden
             record.args = None
         return True
+
+
+# One filter for the process, however many notifiers (a `watch` makes one per cycle).
+_hide_webhooks = _HideWebhooks()
+logging.getLogger("httpx").addFilter(_hide_webhooks)
 
 
 class SlackNotifier:
@@ -74,7 +79,9 @@ class SlackNotifier:
         self._max_wait_s = max_wait_s
         self._timeout_s = timeout_s
         self._transport = transport
-        logging.getLogger("httpx").addFilter(_HideWebhook(self._url))
+        path = urlsplit(self._url).path
+        if path.strip("/"):
+            _hide_webhooks.paths.add(path)
 
     def __repr__(self) -> str:
         return "SlackNotifier(<webhook hidden>)"
