@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp.web
+import httpx
 import pytest
 
 from fwwatch.check import check_devices
@@ -285,3 +287,83 @@ async def test_list_devices_pages_to_the_end(
         found = [device async for device in tuya.list_devices()]
     assert sorted(d.device_id for d in found) == sorted(d.device_id for d in fleet.devices)
     assert all(d.product_id and d.name for d in found)
+
+
+class ForwardProxy:
+    """A plain-HTTP forward proxy: takes absolute-form requests, forwards them, answers."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.url = ""
+        self._runner: aiohttp.web.AppRunner | None = None
+        self._upstream = httpx.AsyncClient(trust_env=False)
+
+    async def _forward(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        self.seen.append(f"{request.method} {request.url}")
+        hop_by_hop = {"host", "connection", "proxy-connection", "keep-alive", "content-length"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in hop_by_hop}
+        answer = await self._upstream.request(
+            request.method, str(request.url), headers=headers, content=await request.read()
+        )
+        return aiohttp.web.Response(
+            status=answer.status_code,
+            body=answer.content,
+            content_type=answer.headers.get("content-type", "application/json").split(";")[0],
+        )
+
+    async def __aenter__(self) -> ForwardProxy:
+        server = aiohttp.web.Server(self._forward)
+        self._runner = aiohttp.web.ServerRunner(server)
+        await self._runner.setup()
+        site = aiohttp.web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._upstream.aclose()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def without_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+async def test_a_proxy_from_the_environment_carries_every_call(
+    make_simulator: MakeSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a forward proxy named by HTTP_PROXY, as behind a company firewall
+    simulator = make_simulator(fleet=fleet_of(plug("devlist01")))
+    without_proxy_variables(monkeypatch)
+    async with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        # When a device is checked
+        async with client_for(simulator) as tuya:
+            firmware = await tuya.get_firmware("devlist01")
+    # Then the token grant and the firmware call both went through the proxy, and worked
+    assert firmware.channels[0].target_version == "1.1.0"
+    assert [line.split("?")[0] for line in proxy.seen] == [
+        f"GET {simulator.url}/v1.0/token",
+        f"GET {simulator.url}/v2.0/cloud/thing/devlist01/firmware",
+    ]
+
+
+async def test_no_proxy_sends_calls_direct(
+    make_simulator: MakeSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a proxy in the environment, and NO_PROXY naming the endpoint's host
+    simulator = make_simulator(fleet=fleet_of(plug("devlist01")))
+    without_proxy_variables(monkeypatch)
+    async with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        # When a device is checked
+        async with client_for(simulator) as tuya:
+            firmware = await tuya.get_firmware("devlist01")
+    # Then the proxy saw nothing
+    assert firmware.channels
+    assert proxy.seen == []

@@ -1320,8 +1320,10 @@ def test_tuya_settings_accept_plain_http_to_loopback_for_a_simulator(endpoint: s
 
 
 def tls_context_of(client: TuyaClient) -> ssl.SSLContext:
-    """The SSL context of the client's connection pool (httpx -> httpcore)."""
-    transport = client._http._transport
+    """The SSL context of the client's connections (httpx -> httpcore), one for them all."""
+    contexts = {id(t._pool._ssl_context) for t in client._connections.transports}  # type: ignore[attr-defined]
+    assert len(contexts) == 1
+    transport = client._connections.transports[0]
     assert isinstance(transport, httpx.AsyncHTTPTransport)
     context = transport._pool._ssl_context
     assert isinstance(context, ssl.SSLContext)

@@ -6,6 +6,7 @@ Behaviour over real HTTP against the simulator is in tests/integration.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -352,3 +353,38 @@ async def test_unreadable_firmware_is_a_response_error_with_tid() -> None:
             await tuya.get_firmware("dev1")
     assert caught.value.tid == "tid-1"
     assert json.dumps(caught.value.as_dict())
+
+
+async def test_a_request_backing_off_holds_no_connection() -> None:
+    # Given one connection, and a device whose first attempt times out
+    def slow_device_times_out(request: httpx.Request) -> httpx.Response | dict[str, Any]:
+        if "dev-slow" in request.url.path:
+            raise httpx.ReadTimeout("slow", request=request)
+        return envelope(FIRMWARE)
+
+    cloud = ScriptedCloud(slow_device_times_out)
+    settings = TuyaSettings(
+        access_id="unit-id",
+        access_secret=SECRET,
+        endpoint="https://openapi.tuyaeu.com",
+        qps=1000,
+        max_connections=1,
+    )
+    async with TuyaClient(
+        settings,
+        transport=httpx.MockTransport(cloud),
+        backoff_base_s=60.0,
+        backoff_cap_s=60.0,
+        rng=lambda low, high: high,
+    ) as tuya:
+        slow = asyncio.create_task(tuya.get_firmware("dev-slow"))
+        await asyncio.sleep(0.05)
+        # When another device is checked while the first waits out a minute's backoff
+        other = await asyncio.wait_for(tuya.get_firmware("dev-other"), timeout=5)
+        slow.cancel()
+    # Then it went through at once: the waiting retry held no connection
+    assert other.channels
+    assert [request.url.path.split("/")[4] for request in cloud.business] == [
+        "dev-slow",
+        "dev-other",
+    ]

@@ -35,6 +35,7 @@ from .models import DeviceFirmware, DeviceSummary, parse_firmware, validate_devi
 from .ratelimit import AdaptiveRateLimiter, full_jitter_backoff
 from .signing import canonical_url, sign_request
 from .tokens import InMemoryTokenStore, Token, TokenStore
+from .transport import Connections
 
 __all__ = ["ClientStats", "TuyaClient"]
 
@@ -53,30 +54,12 @@ DEVICE_CODES: dict[int, tuple[bool, str]] = {
     2010: (True, "no such device"),
 }
 
-#: Connections per httpx pool; more connections are spread over several pools.
-POOL_CONNECTIONS = 16
-
 _REFRESH_PATH = re.compile(r"/v1\.0/token/[^/?\s\"]+")
 
 
 def redact(text: str) -> str:
     """Hide refresh tokens that travel in the path of the refresh call."""
     return _REFRESH_PATH.sub("/v1.0/token/<redacted>", text)
-
-
-class _RedactRefreshTokens(logging.Filter):
-    """httpx logs every request URL at INFO; the refresh call's URL holds a refresh token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = redact(record.getMessage())
-            record.args = None
-        return True
-
-
-_httpx_logger = logging.getLogger("httpx")
-if not any(isinstance(f, _RedactRefreshTokens) for f in _httpx_logger.filters):
-    _httpx_logger.addFilter(_RedactRefreshTokens())
 
 
 @dataclass
@@ -138,23 +121,12 @@ class TuyaClient:
         # A fatal answer (bad secret, wrong data centre...) ends this client: every later
         # call raises it again without asking the cloud, so there is no retry storm.
         self._fatal: TuyaFatalError | None = None
-        # httpcore's pool bookkeeping grows with the square of its connections: past about
-        # 32 a single pool costs more CPU than the requests. Several small pools, used in
-        # turn, keep each one cheap (bench/throughput_vs_sdk.py measures it).
-        pools = -(-settings.max_connections // POOL_CONNECTIONS)
-        per_pool = -(-settings.max_connections // pools)
-        self._pools = [
-            httpx.AsyncClient(
-                base_url=settings.base_url,
-                transport=transport,
-                # Pool waits are bounded by the semaphore above, so only the wire is timed.
-                timeout=httpx.Timeout(settings.timeout_s, pool=None),
-                limits=httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
-                headers={"User-Agent": "fwwatch"},
-            )
-            for _ in range(pools)
-        ]
-        self._turn = 0
+        self._connections = Connections(
+            settings.base_url,
+            settings.max_connections,
+            timeout_s=settings.timeout_s,
+            transport=transport,
+        )
 
     def __repr__(self) -> str:
         settings = self.settings
@@ -166,15 +138,9 @@ class TuyaClient:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    @property
-    def _http(self) -> httpx.AsyncClient:
-        """The first connection pool (they are all configured alike)."""
-        return self._pools[0]
-
     async def aclose(self) -> None:
-        """Close the connection pools."""
-        for pool in self._pools:
-            await pool.aclose()
+        """Close the connections."""
+        await self._connections.aclose()
 
     @property
     def clock_offset_ms(self) -> int:
@@ -270,24 +236,22 @@ class TuyaClient:
             sent_at = self._clock()
             self.stats.requests += 1
             try:
-                self._turn += 1
-                pool = self._pools[self._turn % len(self._pools)]
-                response = await pool.request(
-                    method,
-                    path,
-                    params=dict(query) if query else None,
-                    content=body_bytes or None,
-                    headers=headers,
+                response = await self._connections.send(
+                    method, path, params=query, headers=headers, content=body_bytes
                 )
+                failure = None
             except httpx.TimeoutException as exc:
-                await self._retry_later(
-                    attempts, "timeout", path, f"timed out ({type(exc).__name__})"
-                )
-                return None
+                failure = ("timeout", f"timed out ({type(exc).__name__})")
             except httpx.TransportError as exc:
-                await self._retry_later(attempts, "connection", path, f"cannot connect: {exc}")
-                return None
+                failure = ("connection", f"cannot connect: {exc}")
             received_at = self._clock()
+        # Backing off happens outside the semaphore: a waiting retry holds no connection.
+        if failure is not None:
+            await self._retry_later(attempts, failure[0], path, failure[1])
+            return None
+        if logger.isEnabledFor(logging.DEBUG):
+            url = redact(str(response.url))
+            logger.debug("%s %s: HTTP %d", method, url, response.status_code)
 
         if response.status_code == 429 or response.status_code >= 500:
             if response.status_code == 429:
