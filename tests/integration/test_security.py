@@ -280,20 +280,25 @@ def tapped_logs() -> Iterator[LogTap]:
 
 @pytest.fixture
 def http_requests(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
-    """Every request any httpx client sends in the test (they still go out)."""
+    """Every request any httpx transport sends in the test (they still go out).
+
+    Recorded where every request passes: the transports, which both httpx's clients and the
+    Tuya client's connections send through.
+    """
     sent: list[httpx.Request] = []
-    send_async, send_sync = httpx.AsyncClient.send, httpx.Client.send
+    send_async = httpx.AsyncHTTPTransport.handle_async_request
+    send_sync = httpx.HTTPTransport.handle_request
 
-    async def record_async(self: httpx.AsyncClient, request: httpx.Request, **kw: Any) -> Any:
+    async def record_async(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> Any:
         sent.append(request)
-        return await send_async(self, request, **kw)
+        return await send_async(self, request)
 
-    def record_sync(self: httpx.Client, request: httpx.Request, **kw: Any) -> Any:
+    def record_sync(self: httpx.HTTPTransport, request: httpx.Request) -> Any:
         sent.append(request)
-        return send_sync(self, request, **kw)
+        return send_sync(self, request)
 
-    monkeypatch.setattr(httpx.AsyncClient, "send", record_async)
-    monkeypatch.setattr(httpx.Client, "send", record_sync)
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", record_async)
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", record_sync)
     return sent
 
 
@@ -1181,6 +1186,21 @@ HOSTILE_ENDPOINTS = [
     pytest.param("not a url", id="not-a-url"),
     pytest.param("https://", id="no-host"),
 ]
+
+
+def test_the_request_recorder_sees_every_call_of_a_command(
+    sim_env: Any, capsys: pytest.CaptureFixture[str], http_requests: list[httpx.Request]
+) -> None:
+    # Given the recorder that the "before any request" tests below rely on
+    # When a command talks to the simulator
+    status = main(["check", "secdev01"])
+    capsys.readouterr()
+    # Then it saw the grant and the firmware call: an empty recording means none was sent
+    assert status == 0
+    assert [request.url.path for request in http_requests] == [
+        "/v1.0/token",
+        "/v2.0/cloud/thing/secdev01/firmware",
+    ]
 
 
 @pytest.mark.parametrize("command", [["check", "secdev01"], ["run"], ["devices"]])

@@ -7,6 +7,7 @@ Behaviour over real HTTP against the simulator is in tests/integration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -382,6 +383,8 @@ async def test_a_request_backing_off_holds_no_connection() -> None:
         # When another device is checked while the first waits out a minute's backoff
         other = await asyncio.wait_for(tuya.get_firmware("dev-other"), timeout=5)
         slow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slow
     # Then it went through at once: the waiting retry held no connection
     assert other.channels
     assert [request.url.path.split("/")[4] for request in cloud.business] == [

@@ -4,6 +4,7 @@ environment. httpx's MockTransport stands in for the network; no socket is opene
 from __future__ import annotations
 
 import asyncio
+import gzip
 
 import httpx
 import pytest
@@ -46,6 +47,17 @@ def test_no_proxy_bypasses_the_proxy_for_listed_hosts(clean_proxy_env: pytest.Mo
     assert environment_proxy(httpx.URL("https://openapi.tuyaus.com")) == "http://proxy.corp:3128"
 
 
+def test_no_proxy_star_or_host_and_port_bypass_the_proxy(
+    clean_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    clean_proxy_env.setenv("HTTP_PROXY", "http://proxy.corp:3128")
+    clean_proxy_env.setenv("NO_PROXY", "example.org, *")
+    assert environment_proxy(httpx.URL("http://openapi.tuyaeu.com")) is None
+    clean_proxy_env.setenv("NO_PROXY", "127.0.0.1:8760")
+    assert environment_proxy(httpx.URL("http://127.0.0.1:8760")) is None
+    assert environment_proxy(httpx.URL("http://127.0.0.1:9999")) == "http://proxy.corp:3128"
+
+
 class Recorder:
     """A transport that answers after a pause and remembers what it saw, and when."""
 
@@ -76,6 +88,7 @@ async def test_a_request_carries_the_base_url_query_headers_and_timeout() -> Non
     assert str(sent.url) == "https://openapi.tuyaeu.com/v1.0/token?grant_type=1"
     assert sent.headers["t"] == "1"
     assert sent.headers["User-Agent"] == "fwwatch"
+    assert sent.headers["Accept-Encoding"] == "gzip, deflate"
     assert sent.extensions["timeout"]["read"] == 7.0
     assert response.request is sent
 
@@ -121,3 +134,40 @@ async def test_a_proxy_from_the_environment_is_given_to_every_connection(
     pools = [t._pool for t in connections.transports]  # type: ignore[attr-defined]
     assert all(type(pool).__name__ == "AsyncHTTPProxy" for pool in pools)
     await connections.aclose()
+
+
+async def test_a_compressed_answer_is_read_decompressed() -> None:
+    body = gzip.compress(b'{"success": true, "result": 1}')
+
+    def gzipped(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"Content-Encoding": "gzip"})
+
+    connections = Connections(
+        "https://openapi.tuyaeu.com", 1, timeout_s=5.0, transport=httpx.MockTransport(gzipped)
+    )
+    response = await connections.send("GET", "/x", headers={})
+    assert response.json() == {"success": True, "result": 1}
+
+
+async def test_a_failed_request_is_named_in_the_error_and_frees_its_connection() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    connections = Connections(
+        "https://openapi.tuyaeu.com", 1, timeout_s=5.0, transport=httpx.MockTransport(refuse)
+    )
+    for _ in range(2):  # the one connection is free again after each failure
+        with pytest.raises(httpx.ConnectError) as caught:
+            await connections.send("GET", "/v1.0/token", headers={})
+        assert caught.value.request.url.path == "/v1.0/token"
+
+
+async def test_nothing_is_sent_after_close() -> None:
+    recorder = Recorder()
+    connections = Connections(
+        "https://openapi.tuyaeu.com", 1, timeout_s=5.0, transport=httpx.MockTransport(recorder)
+    )
+    await connections.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await connections.send("GET", "/x", headers={})
+    assert recorder.requests == []

@@ -25,14 +25,27 @@ import httpx
 
 __all__ = ["Connections", "environment_proxy"]
 
-USER_AGENT = "fwwatch"
+#: What every request carries besides the signature (an AsyncClient's defaults, in short).
+DEFAULT_HEADERS = {
+    "User-Agent": "fwwatch",
+    "Accept": "application/json",
+    "Accept-Encoding": "gzip, deflate",
+}
 
 
 def environment_proxy(url: httpx.URL) -> str | None:
-    """The proxy the environment asks for to reach ``url``, if any (as httpx would use it)."""
+    """The proxy the environment asks for to reach ``url``, if any.
+
+    ``HTTPS_PROXY``/``HTTP_PROXY`` by the URL's scheme, else ``ALL_PROXY``; none when
+    ``NO_PROXY`` lists the host (a suffix, an address, ``host:port``, or ``*``).
+    """
     proxies = urllib.request.getproxies()
     proxy = proxies.get(url.scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(url.host):
+    if not proxy:
+        return None
+    no_proxy = {entry.strip() for entry in proxies.get("no", "").split(",")}
+    host = f"{url.host}:{url.port}" if url.port else url.host
+    if "*" in no_proxy or urllib.request.proxy_bypass(host):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
 
@@ -53,7 +66,9 @@ class Connections:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._timeout = httpx.Timeout(timeout_s).as_dict()
+        # No pool timeout: a connection is always free for a caller within its bound.
+        self._timeout = httpx.Timeout(timeout_s, pool=None).as_dict()
+        self._closed = False
         if transport is not None:
             self._transports = [transport]
             self._idle = [transport] * size
@@ -81,7 +96,9 @@ class Connections:
         content: bytes = b"",
     ) -> httpx.Response:
         """Send one request and read its whole answer; httpx's exceptions pass through."""
-        headers["User-Agent"] = USER_AGENT
+        if self._closed:
+            raise RuntimeError("the connections are closed; no request can be sent")
+        headers.update(DEFAULT_HEADERS)
         request = httpx.Request(
             method,
             self.base_url + path,
@@ -99,12 +116,16 @@ class Connections:
                 await response.aread()
             finally:
                 await response.aclose()
+        except httpx.RequestError as exc:
+            exc.request = request  # as an AsyncClient's errors carry it
+            raise
         finally:
             self._idle.append(transport)
         response.request = request
         return response
 
     async def aclose(self) -> None:
-        """Close every connection."""
+        """Close every connection; sending afterwards raises ``RuntimeError``."""
+        self._closed = True
         for transport in self._transports:
             await transport.aclose()
