@@ -201,7 +201,7 @@ class CheckerService(_TuyaUser):
             self._close_client()
 
     def _client(self) -> TuyaClient:
-        # One client (one rate limiter, one connection pool) for every record of the batch,
+        # One client (one rate limiter, one set of connections) for every record of the batch,
         # created on the loop that runs them.
         if self._tuya is None:
             self._tuya = self.tuya_client()

@@ -1,8 +1,8 @@
 """The Tuya Cloud client: signed, paced, retried, and honest about what went wrong.
 
-One :class:`TuyaClient` holds one HTTP connection pool, one token (through its
-:class:`~fwwatch.tuya.tokens.TokenStore`), one clock offset and one rate limiter, shared by
-every concurrent call made through it.
+One :class:`TuyaClient` holds its keep-alive connections (:mod:`fwwatch.tuya.transport`), one
+token (through its :class:`~fwwatch.tuya.tokens.TokenStore`), one clock offset and one rate
+limiter, shared by every concurrent call made through it.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class TuyaClient:
     """Async client for Tuya's cloud OpenAPI.
 
     Use it as an async context manager (``async with TuyaClient(settings) as tuya``) so the
-    connection pool is closed. Every public call validates its input before any request.
+    connections are closed. Every public call validates its input before any request.
     """
 
     def __init__(
