@@ -48,7 +48,8 @@ def main() -> int:
         "# Benchmark results\n\n"
         f"Written by `make bench` on {dt.date.today().isoformat()}. Machine: {machine()}. "
         "Shared machines are noisy: compare figures measured side by side in one run, not "
-        "across runs."
+        "across runs. What earlier figures led to, before and after: "
+        "[IMPROVEMENTS.md](IMPROVEMENTS.md)."
         + (" **Quick run: small sizes, floors not meaningful.**" if args.quick else "")
         + "\n\n"
     )
