@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
+from pathlib import Path
 
+import certifi
 import httpx
 import pytest
 
-from fwwatch.tuya.transport import Connections, environment_proxy
+from fwwatch.tuya.transport import Connections, environment_proxy, tls_context
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
@@ -171,3 +174,26 @@ async def test_nothing_is_sent_after_close() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         await connections.send("GET", "/x", headers={})
     assert recorder.requests == []
+
+
+def test_the_tls_context_is_made_once_per_ca_bundle(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    default = tls_context()
+    assert tls_context() is default
+    assert default.verify_mode == ssl.CERT_REQUIRED
+    assert default.check_hostname
+    # Another bundle named in the environment gets its own context
+    bundle = tmp_path / "company-ca.pem"
+    bundle.write_text(Path(certifi.where()).read_text())
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    company = tls_context()
+    assert company is not default
+    assert tls_context() is company
+    # And a bundle that is not there fails every time, rather than being remembered
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    for _ in range(2):
+        with pytest.raises(FileNotFoundError):
+            tls_context()
