@@ -8,10 +8,13 @@ messages be received again until the queue's redrive policy moves them to the DL
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
 import json
+import os
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +89,9 @@ class Pipeline:
             sns=self.stack.client("sns"),
             dynamodb=dynamodb,
         )
+        # As in a Lambda container: one event loop kept from one invocation to the next.
+        self.loop = asyncio.new_event_loop()
+        weakref.finalize(self, self.loop.close)
         self.check_queue = self.stack.queue_url("CheckQueue")
         self.check_dlq = self.stack.queue_url("CheckDeadLetterQueue")
         self._stream_iterators: list[str] | None = None
@@ -95,8 +101,21 @@ class Pipeline:
         return {**self.stack.function_env(function), **self.overrides}
 
     def _invoke(self, name: str, event: dict[str, Any], **service: Any) -> Any:
+        """Call a handler as Lambda's runtime does: in the container's event loop, with
+        LAMBDA_TASK_ROOT set (Powertools' batch processor then runs on that loop, not in an
+        ``asyncio.run`` of its own)."""
         self.invocations[name] = self.invocations.get(name, 0) + 1
-        return handler_module(name).handler(event, LambdaContext(), **service)
+        asyncio.set_event_loop(self.loop)
+        os.environ["LAMBDA_TASK_ROOT"] = str(REPO / "functions" / name)
+        try:
+            return handler_module(name).handler(event, LambdaContext(), **service)
+        finally:
+            del os.environ["LAMBDA_TASK_ROOT"]
+            asyncio.set_event_loop(None)
+
+    def pending_tasks(self) -> list[asyncio.Task[Any]]:
+        """Tasks left unfinished on the container's loop between invocations."""
+        return [task for task in asyncio.all_tasks(self.loop) if not task.done()]
 
     # -- scheduler
 

@@ -211,8 +211,16 @@ class CheckerService(_TuyaUser):
     def _close_client(self) -> None:
         client, loop = self._tuya, self._tuya_loop
         self._tuya = self._tuya_loop = None
-        if client is not None and loop is not None and not loop.is_closed():
-            loop.run_until_complete(client.aclose())
+        if client is None or loop is None or loop.is_closed():
+            return
+        # An error that escaped the batch (not a record's failure) leaves the other records'
+        # checks pending on the loop: end them before their connections are closed under them.
+        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(client.aclose())
 
     async def check_record(self, record: SQSRecord) -> dict[str, Any]:
         """One message: check its devices, write changes, re-queue transient failures."""
