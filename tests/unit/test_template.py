@@ -785,7 +785,14 @@ def test_the_layer_requirements_hold_only_runtime_dependencies_with_lower_bounds
     names = {re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower() for line in requirements}
     # Then they are the runtime dependencies, each with a lower bound, and nothing the runtime
     # brings (boto3) or only the CLI needs (aiohttp, pyyaml); Powertools with its Tracer
-    assert names == {"httpx", "sniffio", "pydantic", "pydantic-settings", "aws-lambda-powertools"}
+    assert names == {
+        "httpx",
+        "certifi",
+        "sniffio",
+        "pydantic",
+        "pydantic-settings",
+        "aws-lambda-powertools",
+    }
     assert all(">=" in line for line in requirements)
     assert any(line.startswith("aws-lambda-powertools[tracer]") for line in requirements)
 

@@ -192,6 +192,9 @@ def test_the_tls_context_is_made_once_per_ca_bundle(
     company = tls_context()
     assert company is not default
     assert tls_context() is company
+    # A bundle rewritten in place is loaded again
+    bundle.write_text(Path(certifi.where()).read_text() + "\n")
+    assert tls_context() is not company
     # And a bundle that is not there fails every time, rather than being remembered
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
     for _ in range(2):

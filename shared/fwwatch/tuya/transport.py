@@ -24,6 +24,7 @@ import ssl
 import urllib.request
 from collections.abc import Mapping
 
+import certifi
 import httpx
 
 __all__ = ["Connections", "environment_proxy", "tls_context"]
@@ -56,16 +57,37 @@ def environment_proxy(url: httpx.URL) -> str | None:
 def tls_context() -> ssl.SSLContext:
     """The verifying TLS context for the CA bundle the environment names (certifi's if none).
 
-    Loading a CA bundle takes about 20 ms of CPU, and a client is made per Lambda invocation
-    and per ``watch`` cycle: the context is made once per process and bundle, and shared.
+    ``SSL_CERT_FILE`` wins over ``SSL_CERT_DIR``, as in httpx. Loading a bundle takes about
+    20 ms of CPU and a client is made per Lambda invocation and per ``watch`` cycle, so the
+    context is made once per bundle and shared: by path, and by the file's identity and
+    modification time, so a bundle rewritten in place (``update-ca-certificates``) is loaded
+    again. Shared by every client of the process: do not change it.
     """
-    return _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    cafile = os.environ.get("SSL_CERT_FILE") or None
+    capath = None if cafile else os.environ.get("SSL_CERT_DIR") or None
+    if not cafile and not capath:
+        cafile = certifi.where()
+    bundle = cafile or capath or ""
+    try:
+        stat = os.stat(bundle)
+    except OSError:
+        # Not cached: a missing bundle fails on every attempt, naming the path.
+        return _verifying_context(cafile, capath)
+    return _cached_context(cafile, capath, (stat.st_ino, stat.st_size, stat.st_mtime_ns))
+
+
+def _verifying_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=cafile, capath=capath)
+    # httpcore sets the same value on every connection it opens: set it once, before sharing.
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 @functools.lru_cache(maxsize=4)
-def _tls_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
-    # httpx reads the same two variables: the arguments are the cache key.
-    return httpx.create_ssl_context()
+def _cached_context(
+    cafile: str | None, capath: str | None, identity: tuple[int, int, int]
+) -> ssl.SSLContext:
+    return _verifying_context(cafile, capath)
 
 
 class Connections:
