@@ -11,6 +11,7 @@ parametrisation asks for:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -53,3 +54,12 @@ def simulator(request: pytest.FixtureRequest, make_simulator: MakeSimulator) -> 
     """A running simulator with the demo fleet, or the kwargs of an indirect parametrisation."""
     params: dict[str, Any] = dict(getattr(request, "param", None) or {})
     return make_simulator(**params)
+
+
+@pytest.fixture(autouse=True)
+def _close_pipelines() -> Iterator[None]:
+    """After each test, end the Lambda containers (event loops) its pipelines kept."""
+    yield
+    harness = sys.modules.get("tests.integration.pipeline_harness")
+    if harness is not None:
+        harness.close_all()

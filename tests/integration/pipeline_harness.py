@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from unittest import mock
 
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
@@ -63,7 +64,7 @@ class LambdaContext:
         return 60_000
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity, so it can be tracked in a WeakSet
 class Pipeline:
     """The stack's functions wired to moto and the simulator."""
 
@@ -91,7 +92,7 @@ class Pipeline:
         )
         # As in a Lambda container: one event loop kept from one invocation to the next.
         self.loop = asyncio.new_event_loop()
-        weakref.finalize(self, self.loop.close)
+        _LIVE.add(self)
         self.check_queue = self.stack.queue_url("CheckQueue")
         self.check_dlq = self.stack.queue_url("CheckDeadLetterQueue")
         self._stream_iterators: list[str] | None = None
@@ -106,16 +107,28 @@ class Pipeline:
         ``asyncio.run`` of its own)."""
         self.invocations[name] = self.invocations.get(name, 0) + 1
         asyncio.set_event_loop(self.loop)
-        os.environ["LAMBDA_TASK_ROOT"] = str(REPO / "functions" / name)
         try:
-            return handler_module(name).handler(event, LambdaContext(), **service)
+            with mock.patch.dict(os.environ, {"LAMBDA_TASK_ROOT": str(REPO / "functions" / name)}):
+                return handler_module(name).handler(event, LambdaContext(), **service)
         finally:
-            del os.environ["LAMBDA_TASK_ROOT"]
             asyncio.set_event_loop(None)
 
     def pending_tasks(self) -> list[asyncio.Task[Any]]:
         """Tasks left unfinished on the container's loop between invocations."""
         return [task for task in asyncio.all_tasks(self.loop) if not task.done()]
+
+    def close(self) -> None:
+        """End the container: its leftover tasks, async generators, executor, then its loop."""
+        if self.loop.is_closed():
+            return
+        leftovers = self.pending_tasks()
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            self.loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.run_until_complete(self.loop.shutdown_default_executor())
+        self.loop.close()
 
     # -- scheduler
 
@@ -286,3 +299,14 @@ def passes_filter(record: dict[str, Any]) -> bool:
 
 
 FleetChange = Callable[[Any], None]
+
+
+#: Every pipeline not yet closed; tests/integration/conftest.py closes them after each test.
+_LIVE: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Close every pipeline made so far."""
+    for pipeline in list(_LIVE):
+        pipeline.close()
+    _LIVE.clear()

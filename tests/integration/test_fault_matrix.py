@@ -484,16 +484,31 @@ def test_aws_mode_when_the_checker_times_out_mid_batch(aws: tuple[Any, Pipeline]
 
     store.put_items = put_then_die  # type: ignore[method-assign]
     pipeline.visibility_timeout = 0  # the received batch is visible again at once
+    # Something else of the container's that waits on its loop, and is none of the batch's
+    bystander = pipeline.loop.create_task(asyncio.sleep(3600))
     pipeline.schedule()
     with pytest.raises(LambdaTimeout):
         pipeline.run_checkers()
-    # The other records' checks, cut short, do not linger into the next invocation
-    assert pipeline.pending_tasks() == []
+    # The other records' checks, cut short, do not linger into the next invocation; what is
+    # not the batch's is left alone
+    assert pipeline.pending_tasks() == [bystander]
     store.put_items = original  # type: ignore[method-assign]
     # Lambda gives no partial answer on a timeout: the whole batch comes back, and is redone
     pipeline.run_checkers()
     pipeline.run_differ()
     assert plugs_told(pipeline.notifications()) == PLUGS
+
+
+async def test_the_checker_refuses_to_run_inside_a_running_event_loop(
+    aws: tuple[Any, Pipeline],
+) -> None:
+    # Given a running event loop (the checker's batch processor runs one of its own)
+    _, pipeline = aws
+    # When the checker is called from it
+    with pytest.raises(RuntimeError, match="synchronous code"):
+        pipeline.checker.handle({"Records": []})
+    # Then it says so at once, and no batch was started on the running loop
+    assert [task for task in asyncio.all_tasks() if task is not asyncio.current_task()] == []
 
 
 # ---------------------------------------------------------------------- notifiers, crashes

@@ -7,6 +7,7 @@ arguments, so tests run the real code on moto and the simulator, with nothing pa
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -61,6 +62,17 @@ def powertools_secret(name: str) -> Any:
         except json.JSONDecodeError:
             return value
     return value
+
+
+#: Set for the duration of one checker batch; its tasks carry it in their context.
+_BATCH = contextvars.ContextVar[object | None]("fwwatch_batch", default=None)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class _TuyaUser:
@@ -190,6 +202,13 @@ class CheckerService(_TuyaUser):
             async_process_partial_response,
         )
 
+        if _running_loop() is not None:
+            raise RuntimeError(
+                "CheckerService.handle() runs its own event loop; call it from synchronous code"
+            )
+        # Every task of this batch inherits the mark, so that a batch cut short can end its
+        # own unfinished checks, and nothing else, before the client closes.
+        mark = _BATCH.set(object())
         try:
             return async_process_partial_response(
                 event=dict(event),
@@ -198,7 +217,8 @@ class CheckerService(_TuyaUser):
                 context=context,
             )
         finally:
-            self._close_client()
+            self._close_client(_BATCH.get())
+            _BATCH.reset(mark)
 
     def _client(self) -> TuyaClient:
         # One client (one rate limiter, one set of connections) for every record of the batch,
@@ -208,14 +228,19 @@ class CheckerService(_TuyaUser):
             self._tuya_loop = asyncio.get_running_loop()
         return self._tuya
 
-    def _close_client(self) -> None:
+    def _close_client(self, batch: object) -> None:
         client, loop = self._tuya, self._tuya_loop
         self._tuya = self._tuya_loop = None
         if client is None or loop is None or loop.is_closed():
             return
         # An error that escaped the batch (not a record's failure) leaves the other records'
-        # checks pending on the loop: end them before their connections are closed under them.
-        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        # checks pending on the loop, which Lambda keeps: end them before their connections
+        # are closed under them, rather than let them wake in the next invocation.
+        leftovers = [
+            task
+            for task in asyncio.all_tasks(loop)
+            if not task.done() and task.get_context().get(_BATCH) is batch
+        ]
         for task in leftovers:
             task.cancel()
         if leftovers:
