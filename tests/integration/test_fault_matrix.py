@@ -25,9 +25,9 @@ from botocore.exceptions import ClientError
 from fwwatch.events import EventGroup
 from fwwatch.local.runner import RunReport, run_cycle
 from fwwatch.local.store_sqlite import SqliteStore
-from fwwatch.notify import NotifyError
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
 from fwwatch.tuya import TuyaClient, TuyaFatalError, TuyaSettings
+from tests.integration.fakes import RecordingNotifier
 from tests.integration.pipeline_harness import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -68,22 +68,11 @@ def fleet() -> Fleet:
     return Fleet(devices=plugs + sensors)
 
 
-class Recorder:
-    """A notifier keeping every group it delivered (and failing on demand)."""
+class Recorder(RecordingNotifier):
+    """A recording notifier that can say which plugs it was told of."""
 
     def __init__(self, name: str = "recorder") -> None:
-        self.name = name
-        self.groups: list[EventGroup] = []
-        self.failures_left = 0
-
-    async def send(self, group: EventGroup) -> None:
-        if self.failures_left:
-            self.failures_left -= 1
-            raise NotifyError("failing on purpose")
-        self.groups.append(group)
-
-    async def send_test(self) -> None:
-        return None
+        super().__init__(name)
 
     def plugs_told(self) -> list[str]:
         return sorted(e.device_id for g in self.groups for e in g.events if g.version == "1.1.0")

@@ -8,41 +8,17 @@ from typing import Any
 
 import pytest
 
-from fwwatch.events import EventGroup, EventType
+from fwwatch.events import EventType
 from fwwatch.local.runner import RunReport, run_cycle
 from fwwatch.local.store_sqlite import SqliteStore
-from fwwatch.notify import NotifyError
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice, generate_fleet
 from fwwatch.tuya import TuyaClient, TuyaFatalError, TuyaSettings
+from tests.integration.fakes import RecordingNotifier
 
 pytestmark = pytest.mark.integration
 
 PLUG = "plugprod0001"
 SENSOR = "sensprod0001"
-
-
-class RecordingNotifier:
-    """A notifier that keeps what it was sent, and fails while told to."""
-
-    def __init__(self, name: str = "recording") -> None:
-        self.name = name
-        self.groups: list[EventGroup] = []
-        self.failures_left = 0
-
-    async def send(self, group: EventGroup) -> None:
-        if self.failures_left:
-            self.failures_left -= 1
-            raise NotifyError("down for the test")
-        self.groups.append(group)
-
-    async def send_test(self) -> None:
-        return None
-
-    def delivered(self) -> list[tuple[str, str | None, int, str, list[str]]]:
-        return [
-            (g.type.value, g.product_id, g.channel, g.version, [e.device_id for e in g.events])
-            for g in self.groups
-        ]
 
 
 def small_fleet() -> Fleet:

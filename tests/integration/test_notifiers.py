@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -17,7 +14,6 @@ from typing import Any
 
 import pytest
 import trustme
-from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -31,6 +27,7 @@ from fwwatch.notify import (
     SlackNotifier,
     SmtpSettings,
 )
+from tests.integration.fakes import FakeSlack, serving_fake_slack
 
 pytestmark = pytest.mark.integration
 
@@ -58,52 +55,10 @@ def a_group(devices: int = 3) -> EventGroup:
     return group
 
 
-class FakeSlack:
-    """A webhook endpoint on loopback: answers from a script, records what it was sent."""
-
-    def __init__(self) -> None:
-        self.script: list[tuple[int, dict[str, str]]] = []
-        self.received: list[dict[str, Any]] = []
-        self.times: list[float] = []
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.times.append(time.monotonic())
-        status, headers = self.script.pop(0) if self.script else (200, {})
-        if status == 200:
-            self.received.append(await request.json())
-            return web.Response(text="ok")
-        return web.Response(
-            status=status, text="rate_limited" if status == 429 else "oops", headers=headers
-        )
-
-
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    loop = asyncio.new_event_loop()
-    app = web.Application()
-    app.router.add_post("/services/T000/B000/secretpart", fake.handle)
-    runner = web.AppRunner(app, access_log=None)
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        fake.url = f"http://127.0.0.1:{port}/services/T000/B000/secretpart"
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    ready.wait(5)
-    yield fake
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    with serving_fake_slack("/services/T000/B000/secretpart") as fake:
+        yield fake
 
 
 async def test_slack_gets_blocks_and_a_text_fallback(slack: FakeSlack) -> None:

@@ -19,7 +19,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -27,7 +27,6 @@ from urllib.parse import quote, quote_plus
 import httpx
 import pytest
 import trustme
-from aiohttp import web
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
@@ -53,6 +52,7 @@ from fwwatch.tuya import (
     TuyaTransientError,
 )
 from tests.aws.provision import provision_stack
+from tests.integration.fakes import serving_fake_slack
 from tests.integration.pipeline_harness import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -183,48 +183,6 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@dataclass
-class FakeSlack:
-    """An incoming webhook on loopback whose path is the secret; counts what it is sent."""
-
-    url: str = ""
-    posts: list[dict[str, Any]] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.posts.append(await request.json())
-        return web.Response(text="ok")
-
-
-@contextmanager
-def serving_fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    loop = asyncio.new_event_loop()
-    app = web.Application()
-    app.router.add_post(SLACK_PATH, fake.handle)
-    # No access log: the fake's own log would hold the path; only fwwatch's logs are judged.
-    runner = web.AppRunner(app, access_log=None)
-    ready = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}{SLACK_PATH}"
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(5)
-    try:
-        yield fake
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-
-
 class LogTap(logging.Handler):
     """Every record of every logger, with httpx, httpcore, botocore... all at DEBUG."""
 
@@ -338,7 +296,7 @@ def local_scenario(tmp_path_factory: pytest.TempPathFactory) -> LocalScenario:
     cloud = SimulatedCloud(fleet(), access_id=ACCESS_ID, access_secret=SECRET, token_ttl_s=250)
     with ExitStack() as contexts:
         sim = contexts.enter_context(running_simulator(cloud))
-        slack = contexts.enter_context(serving_fake_slack())
+        slack = contexts.enter_context(serving_fake_slack(SLACK_PATH))
         env = contexts.enter_context(pytest.MonkeyPatch.context())
         tap = TokenTap(sim, env)
         clean_environment(env, work)
@@ -397,7 +355,7 @@ def local_scenario(tmp_path_factory: pytest.TempPathFactory) -> LocalScenario:
             state_files={p.name: p.read_bytes() for p in work.glob("state.sqlite3*")},
             jsonl=(work / "news.jsonl").read_bytes(),
             secrets=secrets_with(tap.tokens()),
-            slack_posts=len(slack.posts),
+            slack_posts=len(slack.received),
             refreshes=sim.cloud.stats.snapshot()["refreshes"],
             log_names=logs.names(),
         )

@@ -1,0 +1,91 @@
+"""Fakes the integration tests share: a notifier that records, and a Slack webhook on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aiohttp import web
+
+from fwwatch.events import EventGroup
+from fwwatch.notify import NotifyError
+
+
+class RecordingNotifier:
+    """A notifier that keeps every group it delivered, and fails while told to."""
+
+    def __init__(self, name: str = "recording") -> None:
+        self.name = name
+        self.groups: list[EventGroup] = []
+        self.failures_left = 0
+
+    async def send(self, group: EventGroup) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise NotifyError("failing on purpose")
+        self.groups.append(group)
+
+    async def send_test(self) -> None:
+        return None
+
+    def delivered(self) -> list[tuple[str, str | None, int, str, list[str]]]:
+        """Each group as (type, product, channel, version, device IDs), in delivery order."""
+        return [
+            (g.type.value, g.product_id, g.channel, g.version, [e.device_id for e in g.events])
+            for g in self.groups
+        ]
+
+
+class FakeSlack:
+    """An incoming webhook: answers from a script (200 once it runs out), records the posts."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[int, dict[str, str]]] = []
+        self.received: list[dict[str, Any]] = []
+        self.times: list[float] = []
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.times.append(time.monotonic())
+        status, headers = self.script.pop(0) if self.script else (200, {})
+        if status == 200:
+            self.received.append(await request.json())
+            return web.Response(text="ok")
+        return web.Response(
+            status=status, text="rate_limited" if status == 429 else "oops", headers=headers
+        )
+
+
+@contextmanager
+def serving_fake_slack(path: str) -> Iterator[FakeSlack]:
+    """A :class:`FakeSlack` at ``http://127.0.0.1:<port><path>``, served from its own thread."""
+    fake = FakeSlack()
+    loop = asyncio.new_event_loop()
+    app = web.Application()
+    app.router.add_post(path, fake.handle)
+    # No access log: it would hold the path (the webhook's secret) in the tests' logs.
+    runner = web.AppRunner(app, access_log=None)
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(5), "the fake Slack did not start"
+    try:
+        yield fake
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
