@@ -13,7 +13,7 @@ from moto import mock_aws
 from fwwatch.aws.token_dynamodb import DynamoTokenStore
 from fwwatch.check import check_devices
 from fwwatch.simulator import generate_fleet
-from fwwatch.tuya import TuyaClient, TuyaSettings
+from fwwatch.tuya import RetryPolicy, TuyaClient, TuyaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def container(sim: Any, table: tuple[Any, str]) -> TuyaClient:
         access_id=sim.access_id, access_secret=sim.access_secret, endpoint=sim.url, qps=500
     )
     return TuyaClient(
-        settings, token_store=DynamoTokenStore(*table, poll_s=0.05), backoff_base_s=0.01
+        settings, token_store=DynamoTokenStore(*table, poll_s=0.05), retry=RetryPolicy(base_s=0.01)
     )
 
 

@@ -20,6 +20,7 @@ from fwwatch.simulator import (
     generate_fleet,
 )
 from fwwatch.tuya import (
+    RetryPolicy,
     TuyaClient,
     TuyaDeviceError,
     TuyaFatalError,
@@ -41,7 +42,7 @@ def client_for(simulator: Any, **settings: Any) -> TuyaClient:
     }
     values.update(settings)
     timeout = values.pop("timeout_s", 5.0)
-    return TuyaClient(TuyaSettings(**values, timeout_s=timeout), backoff_base_s=0.01)
+    return TuyaClient(TuyaSettings(**values, timeout_s=timeout), retry=RetryPolicy(base_s=0.01))
 
 
 def fleet_of(*devices: FleetDevice) -> Fleet:
@@ -210,7 +211,7 @@ async def test_a_refused_connection_is_reported_after_bounded_retries() -> None:
     settings = TuyaSettings(
         access_id="id", access_secret="secret", endpoint=f"http://127.0.0.1:{port}"
     )  # type: ignore[arg-type]
-    async with TuyaClient(settings, max_retries=2, backoff_base_s=0.01) as tuya:
+    async with TuyaClient(settings, retry=RetryPolicy(attempts=3, base_s=0.01)) as tuya:
         with pytest.raises(TuyaTransientError, match="cannot connect"):
             await tuya.get_firmware("dev1")
         assert tuya.stats.requests == 3

@@ -26,7 +26,7 @@ from fwwatch.events import EventGroup
 from fwwatch.local.runner import RunReport, run_cycle
 from fwwatch.local.store_sqlite import SqliteStore
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
-from fwwatch.tuya import TuyaClient, TuyaFatalError, TuyaSettings
+from fwwatch.tuya import RetryPolicy, TuyaClient, TuyaFatalError, TuyaSettings
 from tests.integration.fakes import RecordingNotifier
 from tests.integration.pipeline_harness import Pipeline
 
@@ -167,7 +167,7 @@ async def local_cycle(
         qps=200,
         timeout_s=1.0,
     )
-    async with TuyaClient(settings, backoff_base_s=0.01, **client) as tuya:
+    async with TuyaClient(settings, retry=RetryPolicy(base_s=0.01), **client) as tuya:
         return await run_cycle(tuya, store, list(notifiers), batch_size=10)
 
 
@@ -264,7 +264,7 @@ async def test_local_mode_when_the_cloud_cannot_be_reached(
     settings = TuyaSettings(
         access_id="id", access_secret="secret", endpoint=dead_ends[fault], timeout_s=0.3
     )
-    async with TuyaClient(settings, backoff_base_s=0.01, max_retries=2) as tuya:
+    async with TuyaClient(settings, retry=RetryPolicy(attempts=3, base_s=0.01)) as tuya:
         with SqliteStore(tmp_path / "s.sqlite3") as store:
             report = await run_cycle(tuya, store, [Recorder()], device_ids=PLUGS[:3])
             assert [s for s in store.load_all() if s.channel >= 0] == []

@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ import pytest
 
 from fwwatch.tuya import (
     InvalidDeviceIdError,
+    RetryPolicy,
     TuyaClient,
     TuyaDeviceError,
     TuyaFatalError,
@@ -26,71 +26,7 @@ from fwwatch.tuya import (
     TuyaSettings,
     TuyaTransientError,
 )
-
-SECRET = "unit-secret-3f9a0c7d2b1e4f5a6b7c8d9e"
-
-
-def envelope(
-    result: Any = None, *, code: int | None = None, msg: str = "", t: int | None = None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "success": code is None,
-        "t": t or int(time.time() * 1000),
-        "tid": "tid-1",
-    }
-    if code is None:
-        body["result"] = result
-    else:
-        body.update(code=code, msg=msg or f"error {code}")
-    return body
-
-
-Answer = Callable[[httpx.Request], httpx.Response | dict[str, Any]]
-
-
-class ScriptedCloud:
-    """Grants tokens and answers business calls from a queue of scripted answers."""
-
-    def __init__(self, *answers: Answer | httpx.Response | dict[str, Any]) -> None:
-        self.answers = list(answers)
-        self.grants = 0
-        self.refreshes = 0
-        self.business: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if path == "/v1.0/token":
-            self.grants += 1
-            return httpx.Response(200, json=envelope(self._token(f"at-{self.grants}")))
-        if path.startswith("/v1.0/token/"):
-            self.refreshes += 1
-            return httpx.Response(200, json=envelope(self._token(f"rt-{self.refreshes}")))
-        self.business.append(request)
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, httpx.Response):
-            return answer
-        produced = answer(request) if callable(answer) else answer
-        if isinstance(produced, httpx.Response):
-            return produced
-        return httpx.Response(200, json=produced)
-
-    @staticmethod
-    def _token(name: str) -> dict[str, Any]:
-        return {
-            "access_token": name,
-            "refresh_token": f"refresh-{name}",
-            "expire_time": 7200,
-            "uid": "u",
-        }
-
-
-def make_client(cloud: ScriptedCloud, **kwargs: Any) -> TuyaClient:
-    settings = TuyaSettings(
-        access_id="unit-id", access_secret=SECRET, endpoint="https://openapi.tuyaeu.com", qps=1000
-    )
-    kwargs.setdefault("backoff_base_s", 0.001)
-    return TuyaClient(settings, transport=httpx.MockTransport(cloud), **kwargs)
-
+from tests.unit.scripted_cloud import SECRET, ScriptedCloud, envelope, make_client
 
 FIRMWARE = [{"type": 0, "current_version": "1.0.0", "version": "1.1.0", "upgrade_status": 1}]
 
@@ -124,13 +60,15 @@ async def test_token_errors_take_a_new_grant_and_retry(code: int) -> None:
     assert [r.headers["access_token"] for r in cloud.business] == ["at-1", "at-2"]
 
 
-async def test_a_token_rejected_every_time_stops_after_a_few_grants() -> None:
+async def test_a_token_rejected_every_time_is_transient_after_the_calls_budget() -> None:
+    # Given a cloud that rejects every token it grants
     cloud = ScriptedCloud(envelope(code=1010))
-    async with make_client(cloud) as tuya:
-        with pytest.raises(TuyaFatalError) as caught:
+    async with make_client(cloud, retry=RetryPolicy(attempts=4, base_s=0.001)) as tuya:
+        # When a device is checked, then it is not checked, for a reason that may clear
+        with pytest.raises(TuyaTransientError, match="access token rejected") as caught:
             await tuya.get_firmware("dev1")
     assert caught.value.code == 1010
-    assert cloud.grants == 3
+    assert cloud.grants == 4  # one per try: bounded by the call's attempts
 
 
 @pytest.mark.parametrize(
@@ -201,7 +139,7 @@ async def test_throttling_lowers_the_request_rate() -> None:
 
 async def test_transient_errors_give_up_after_a_bounded_number_of_attempts() -> None:
     cloud = ScriptedCloud(httpx.Response(503))
-    async with make_client(cloud, max_retries=3) as tuya:
+    async with make_client(cloud, retry=RetryPolicy(attempts=4, base_s=0.001)) as tuya:
         with pytest.raises(TuyaTransientError, match="HTTP 503"):
             await tuya.get_firmware("dev1")
     assert len(cloud.business) == 4
@@ -212,7 +150,7 @@ async def test_timeouts_are_retried_then_reported() -> None:
         raise httpx.ReadTimeout("slow", request=request)
 
     cloud = ScriptedCloud(hang)
-    async with make_client(cloud, max_retries=2) as tuya:
+    async with make_client(cloud, retry=RetryPolicy(attempts=3, base_s=0.001)) as tuya:
         with pytest.raises(TuyaTransientError, match="timed out"):
             await tuya.get_firmware("dev1")
     assert len(cloud.business) == 3
@@ -374,8 +312,7 @@ async def test_a_request_backing_off_holds_no_connection() -> None:
     async with TuyaClient(
         settings,
         transport=httpx.MockTransport(cloud),
-        backoff_base_s=60.0,
-        backoff_cap_s=60.0,
+        retry=RetryPolicy(base_s=60.0, cap_s=60.0, budget_s=600),
         rng=lambda low, high: high,
     ) as tuya:
         slow = asyncio.create_task(tuya.get_firmware("dev-slow"))

@@ -26,6 +26,7 @@ from fwwatch.pipeline import news_from_changes
 from fwwatch.state import ChannelState, StoredError
 from fwwatch.tuya import (
     InvalidDeviceIdError,
+    RetryPolicy,
     TuyaClient,
     TuyaError,
     TuyaResponseError,
@@ -204,9 +205,7 @@ async def _exercise(operation: str, transport: httpx.MockTransport) -> None:
     client = TuyaClient(
         settings_,
         transport=transport,
-        max_retries=1,
-        token_retries=1,
-        backoff_base_s=0.0,
+        retry=RetryPolicy(attempts=2, base_s=0.0),
         rng=lambda low, high: 0.0,
     )
     async with client:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fwwatch.tuya.ratelimit import AdaptiveRateLimiter, full_jitter_backoff
+from fwwatch.tuya.ratelimit import AdaptiveRateLimiter, full_jitter_backoff, slow_start_rate
 
 
 class Clock:
@@ -17,7 +17,7 @@ class Clock:
 
 def test_a_throttle_after_a_full_second_lands_just_under_what_was_accepted() -> None:
     clock = Clock()
-    limiter = AdaptiveRateLimiter(200, clock=clock)
+    limiter = AdaptiveRateLimiter(200, slow_start=False, clock=clock)
     for _ in range(20):  # the server accepted 20 in the last second
         clock.now += 0.05
         limiter.on_success()
@@ -27,7 +27,7 @@ def test_a_throttle_after_a_full_second_lands_just_under_what_was_accepted() -> 
 
 def test_many_throttled_calls_at_once_cut_the_rate_once() -> None:
     clock = Clock()
-    limiter = AdaptiveRateLimiter(100, clock=clock)
+    limiter = AdaptiveRateLimiter(100, slow_start=False, clock=clock)
     for _ in range(30):
         limiter.on_throttled()
     assert limiter.rate == pytest.approx(80)
@@ -37,7 +37,7 @@ def test_many_throttled_calls_at_once_cut_the_rate_once() -> None:
 
 
 def test_a_burst_of_errors_before_any_success_does_not_collapse_the_rate() -> None:
-    limiter = AdaptiveRateLimiter(50, clock=Clock())
+    limiter = AdaptiveRateLimiter(50, slow_start=False, clock=Clock())
     limiter.on_success()
     limiter.on_throttled()
     assert limiter.rate == pytest.approx(40)
@@ -45,7 +45,7 @@ def test_a_burst_of_errors_before_any_success_does_not_collapse_the_rate() -> No
 
 def test_the_rate_climbs_back_slowly_near_the_rate_that_was_throttled() -> None:
     clock = Clock()
-    limiter = AdaptiveRateLimiter(20, clock=clock)
+    limiter = AdaptiveRateLimiter(20, slow_start=False, clock=clock)
     limiter.on_throttled()  # 20 -> 16, throttled at 20
     for _ in range(100):
         limiter.on_success()
@@ -85,10 +85,72 @@ def test_a_ceiling_must_be_positive() -> None:
 
 def test_just_over_the_limit_steps_down_a_little_not_a_fifth() -> None:
     clock = Clock()
-    limiter = AdaptiveRateLimiter(40, clock=clock)
+    limiter = AdaptiveRateLimiter(40, slow_start=False, clock=clock)
     limiter.rate = 20.4
     for _ in range(20):
         clock.now += 0.05
         limiter.on_success()
     limiter.on_throttled()
     assert limiter.rate == pytest.approx(19.0)
+
+
+def test_a_run_with_nothing_learned_starts_at_a_quarter_of_the_ceiling_and_at_least_10() -> None:
+    assert AdaptiveRateLimiter(1000).rate == 250
+    assert AdaptiveRateLimiter(40).rate == 10
+    assert AdaptiveRateLimiter(8).rate == 8
+    assert slow_start_rate(20) == 10
+
+
+def test_slow_start_doubles_the_rate_about_every_second_of_successes() -> None:
+    # Given a limiter in slow start at 10/s
+    clock = Clock()
+    limiter = AdaptiveRateLimiter(1000, clock=clock)
+    limiter.rate = 10.0
+    # When a second's worth of requests (10) go through
+    for _ in range(10):
+        limiter.on_success()
+    # Then the rate has about doubled (each success adds ln 2)
+    assert limiter.rate == pytest.approx(16.9, abs=0.1)
+
+
+def test_the_first_throttle_ends_slow_start_just_under_what_was_accepted() -> None:
+    clock = Clock()
+    limiter = AdaptiveRateLimiter(40, clock=clock)
+    for _ in range(20):
+        clock.now += 0.05
+        limiter.on_success()
+    limiter.on_throttled()
+    rate = limiter.rate
+    assert rate == pytest.approx(19)
+    for _ in range(10):
+        limiter.on_success()
+    assert limiter.rate - rate < 0.05  # creeping now, not doubling
+    assert limiter.learned_limit == 20
+
+
+def test_a_known_limit_starts_just_under_it_with_no_slow_start() -> None:
+    limiter = AdaptiveRateLimiter(40, known_limit=20)
+    assert limiter.rate == pytest.approx(19)
+    for _ in range(100):
+        limiter.on_success()
+    assert limiter.rate < 19.3
+    assert limiter.learned_limit == 20
+
+
+def test_a_known_limit_never_lifts_the_rate_over_the_ceiling() -> None:
+    assert AdaptiveRateLimiter(5, known_limit=20).rate == 5
+
+
+def test_nothing_is_learned_when_the_server_never_throttled() -> None:
+    limiter = AdaptiveRateLimiter(40)
+    for _ in range(100):
+        limiter.on_success()
+    assert limiter.rate == 40
+    assert limiter.learned_limit is None
+
+
+def test_a_limit_passed_without_throttling_is_learned_higher() -> None:
+    limiter = AdaptiveRateLimiter(40, known_limit=20)
+    limiter.rate = 25.0
+    limiter.on_success()
+    assert limiter.learned_limit == pytest.approx(25.002)

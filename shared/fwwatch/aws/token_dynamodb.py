@@ -5,20 +5,27 @@ other. So containers share the token through one item, and only the holder of a 
 conditional write) asks Tuya for a new one; the others wait and read what it stored. A
 container that meets a rejected token first re-reads the item: someone else may already
 have renewed it.
+
+A renewal that fails is shared too: the container that tried writes when the next attempt
+may be made (a backoff that grows with each failure in a row) and why it failed; until
+then every other container gets the same failure at once instead of a grant of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 import weakref
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..tuya.errors import TuyaError, TuyaFatalError, TuyaTransientError
 from ..tuya.tokens import Renew, Token
 from .dynamo import from_dynamo, to_dynamo
 
@@ -56,6 +63,8 @@ class DynamoTokenStore:
         )
         self.reads = 0
         self.renewals = 0
+        self._failure: tuple[float, str] | None = None
+        self._failures_in_a_row = 0
 
     def __repr__(self) -> str:
         return f"DynamoTokenStore(table={self._table!r}, key={self._key!r})"
@@ -83,19 +92,44 @@ class DynamoTokenStore:
                     # Another container renewed it while ours was failing: use theirs.
                     self._cached = stored
                     return stored
+                self._raise_shared_failure()
                 if await asyncio.to_thread(self._take_lease):
                     break
                 if self._clock() > deadline:
-                    raise TimeoutError("waited too long for another container to renew the token")
+                    raise TuyaTransientError(
+                        f"waited {self._wait_s:.0f} s for another container to renew the token"
+                    )
                 await asyncio.sleep(self._poll_s)
             try:
                 token = await renew(stored)
+            except TuyaFatalError:
+                await asyncio.to_thread(self._release_lease)
+                raise
+            except TuyaError as exc:
+                await asyncio.to_thread(self._release_lease, failure=exc)
+                raise
+            except BaseException:
+                await asyncio.to_thread(self._release_lease)
+                raise
+            try:
                 await asyncio.to_thread(self._store, token)
             finally:
                 await asyncio.to_thread(self._release_lease)
             self.renewals += 1
             self._cached = token
             return token
+
+    def _raise_shared_failure(self) -> None:
+        """Another container's renewal failed a moment ago: share its outcome, try later."""
+        failed = self._failure
+        if failed is None:
+            return
+        retry_at, message = failed
+        if self._clock() < retry_at:
+            raise TuyaTransientError(
+                f"the token renewal failed ({message}); the next try is in "
+                f"{retry_at - self._clock():.1f} s"
+            )
 
     # ------------------------------------------------------------------ DynamoDB
 
@@ -105,6 +139,13 @@ class DynamoTokenStore:
             TableName=self._table, Key=to_dynamo({"pk": self._key}), ConsistentRead=True
         )
         item = from_dynamo(answer.get("Item", {}))
+        retry_at = item.get("renew_retry_at")
+        if isinstance(retry_at, int | float):
+            self._failure = (float(retry_at), str(item.get("renew_error", "unknown")))
+            self._failures_in_a_row = int(item.get("renew_failures", 1))
+        else:
+            self._failure = None
+            self._failures_in_a_row = 0
         if not item.get("access_token"):
             return None
         return Token(
@@ -138,7 +179,7 @@ class DynamoTokenStore:
             Key=to_dynamo({"pk": self._key}),
             UpdateExpression=(
                 "SET access_token = :a, refresh_token = :r, token_expires_at = :e, uid = :u, "
-                "expires_at = :ttl"
+                "expires_at = :ttl REMOVE renew_retry_at, renew_error, renew_failures"
             ),
             ExpressionAttributeValues=to_dynamo(
                 {
@@ -152,14 +193,29 @@ class DynamoTokenStore:
             ),
         )
 
-    def _release_lease(self) -> None:
+    def _release_lease(self, failure: TuyaError | None = None) -> None:
+        values: dict[str, Any] = {":me": self._owner}
+        update = "REMOVE lease_owner, lease_until"
+        if failure is not None:
+            # Every container waits for the same next step: one grant attempt per step.
+            failures = self._failures_in_a_row + 1
+            step = min(30.0, 0.5 * 2 ** min(failures - 1, 10))
+            retry_at = self._clock() + random.uniform(step / 2, step)
+            self._failure = (retry_at, failure.msg[:300])
+            self._failures_in_a_row = failures
+            update = (
+                "SET renew_retry_at = :at, renew_error = :why, renew_failures = :n "
+                "REMOVE lease_owner, lease_until"
+            )
+            values.update({":at": Decimal(f"{retry_at:.3f}"), ":why": failure.msg[:300]})
+            values[":n"] = failures
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=to_dynamo({"pk": self._key}),
-                UpdateExpression="REMOVE lease_owner, lease_until",
+                UpdateExpression=update,
                 ConditionExpression="lease_owner = :me",
-                ExpressionAttributeValues=to_dynamo({":me": self._owner}),
+                ExpressionAttributeValues=to_dynamo(values),
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":

@@ -24,6 +24,7 @@ from .models import (
     parse_firmware,
     validate_device_id,
 )
+from .resilience import RetryPolicy
 from .tokens import InMemoryTokenStore, Token, TokenStore
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ __all__ = [
     "FirmwareChannel",
     "InMemoryTokenStore",
     "InvalidDeviceIdError",
+    "RetryPolicy",
     "Token",
     "TokenStore",
     "TuyaApiError",

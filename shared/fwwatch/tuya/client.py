@@ -32,12 +32,13 @@ from .errors import (
     TuyaTransientError,
 )
 from .models import DeviceFirmware, DeviceSummary, parse_firmware, validate_device_id
-from .ratelimit import AdaptiveRateLimiter, full_jitter_backoff
+from .ratelimit import AdaptiveRateLimiter
+from .resilience import CallBudget, OutageBreaker, RetryPolicy, TokenGate
 from .signing import canonical_url, sign_request
-from .tokens import InMemoryTokenStore, Token, TokenStore
-from .transport import Connections
+from .tokens import InMemoryTokenStore, Renew, Token, TokenStore
+from .transport import AnswerTooLargeError, Connections
 
-__all__ = ["ClientStats", "TuyaClient"]
+__all__ = ["ClientStats", "RetryPolicy", "TuyaClient"]
 
 logger = logging.getLogger("fwwatch.tuya")
 
@@ -46,6 +47,7 @@ CLOCK_CODE = 1013
 THROTTLE_CODES = frozenset({1110, 1111, 1199})
 BUSY_CODES = frozenset({500, 1112})
 DATA_CENTRE_CODES = frozenset({2007, 2406, 28841107})
+PERMISSION_CODE = 1106
 # Device-level codes: code -> (permanent, hint).
 DEVICE_CODES: dict[int, tuple[bool, str]] = {
     1106: (True, "not in this cloud project, or the project is in another data centre"),
@@ -98,35 +100,49 @@ class TuyaClient:
         token_store: TokenStore | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
-        max_retries: int = 5,
-        token_retries: int = 2,
-        backoff_base_s: float = 0.25,
-        backoff_cap_s: float = 8.0,
+        retry: RetryPolicy | None = None,
+        known_rate_limit: float | None = None,
         refresh_margin_s: float = 300.0,
         rng: Callable[[float, float], float] = random.uniform,
     ) -> None:
+        """``retry`` defaults to ``TUYA_RETRY_ATTEMPTS`` tries within ``TUYA_RETRY_BUDGET_S``;
+        ``known_rate_limit`` is the server's limit learned by an earlier run (see
+        :attr:`learned_rate_limit`): the run starts just under it instead of slow-starting."""
         self.settings = settings
         self.stats = ClientStats()
-        self.limiter = AdaptiveRateLimiter(settings.qps)
+        self.limiter = AdaptiveRateLimiter(settings.qps, known_limit=known_rate_limit)
+        self._retry = retry or RetryPolicy(
+            attempts=settings.retry_attempts, budget_s=settings.retry_budget_s
+        )
         self._tokens: TokenStore = token_store or InMemoryTokenStore()
+        self._gate = TokenGate(self._tokens, self._retry, access_id=settings.access_id, rng=rng)
+        self._breaker = OutageBreaker(probe_every_s=max(1.0, self._retry.cap_s))
         self._clock = clock
         self._offset_ms = 0
-        self._max_retries = max_retries
-        self._token_retries = token_retries
-        self._backoff_base_s = backoff_base_s
-        self._backoff_cap_s = backoff_cap_s
         self._refresh_margin_s = refresh_margin_s
         self._rng = rng
-        self._slots = asyncio.Semaphore(settings.max_connections)
+        connections = settings.connections
+        self._slots = asyncio.Semaphore(connections)
         # A fatal answer (bad secret, wrong data centre...) ends this client: every later
         # call raises it again without asking the cloud, so there is no retry storm.
         self._fatal: TuyaFatalError | None = None
         self._connections = Connections(
             settings.base_url,
-            settings.max_connections,
+            connections,
             timeout_s=settings.timeout_s,
+            max_answer_bytes=settings.max_answer_bytes,
             transport=transport,
         )
+
+    @property
+    def connections(self) -> int:
+        """How many requests this client has in flight at most."""
+        return self.settings.connections
+
+    @property
+    def learned_rate_limit(self) -> float | None:
+        """The server's rate limit as learned so far (to give the next run), or ``None``."""
+        return self.limiter.learned_limit
 
     def __repr__(self) -> str:
         settings = self.settings
@@ -177,11 +193,23 @@ class TuyaClient:
         query: Mapping[str, str | int] | None = None,
         body: Any = None,
     ) -> tuple[Any, str | None]:
-        """One API call with token, clock, rate and retry handling: ``(result, tid)``."""
+        """One API call with token, clock, rate and retry handling: ``(result, tid)``.
+
+        Transient trouble is retried within the call's budget, then raised as
+        :class:`TuyaTransientError`; a fatal answer is raised at once and ends the client.
+        """
+        if self._fatal is not None:
+            raise self._fatal
+        budget = self._retry.start()
+        if self._breaker.admit():
+            budget.limit_to_one_attempt()
         try:
-            return await self._call(method, path, query, body)
+            return await self._call(method, path, query, body, budget)
         except TuyaFatalError as exc:
             self._fatal = self._fatal or exc
+            raise
+        except TuyaTransientError as exc:
+            self._breaker.gave_up(budget, exc)
             raise
 
     async def _call(
@@ -190,30 +218,29 @@ class TuyaClient:
         path: str,
         query: Mapping[str, str | int] | None,
         body: Any,
+        budget: CallBudget,
     ) -> tuple[Any, str | None]:
-        attempts = Counter[str]()
         while True:
             if self._fatal is not None:
                 raise self._fatal
-            token = await self._usable_token()
-            envelope = await self._exchange(method, path, query, body, token, attempts)
+            token = await self._usable_token(budget)
+            envelope = await self._exchange(method, path, query, body, token, budget)
             if envelope is None:
                 continue
             if envelope.success:
                 return envelope.result, envelope.tid
-            code = envelope.code
-            if code in TOKEN_CODES:
-                attempts["token"] += 1
-                if attempts["token"] > self._token_retries:
-                    raise TuyaFatalError(
-                        f"the cloud keeps rejecting fresh access tokens ({envelope.msg}); another "
-                        "process may be taking tokens for the same Access ID",
-                        code=code,
+            if envelope.code in TOKEN_CODES:
+                # Transient, never fatal: another process may have taken a grant. A new token
+                # for every call that failed with this one (one grant), then try again.
+                self.stats.retries["token"] += 1
+                if not budget.may_retry_token():
+                    raise TuyaTransientError(
+                        budget.gave_up(f"{redact(path)}: access token rejected ({envelope.msg})"),
+                        code=envelope.code,
                         tid=envelope.tid,
                     )
-                self.stats.retries["token"] += 1
-                logger.info("token rejected (code %s); taking a new one", code)
-                await self._tokens.replace(token, self._grant_after_rejection)
+                logger.info("token rejected (code %s); taking a new one", envelope.code)
+                await self._gate.renew(token, self._grant_after_rejection(token), budget)
                 continue
             self._raise_for(envelope, path)
 
@@ -226,7 +253,7 @@ class TuyaClient:
         query: Mapping[str, str | int] | None,
         body: Any,
         token: Token | None,
-        attempts: Counter[str],
+        budget: CallBudget,
     ) -> _Envelope | None:
         """Send once. ``None`` means "retry" (after backoff or a clock fix)."""
         body_bytes = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
@@ -241,13 +268,18 @@ class TuyaClient:
                 )
                 failure = None
             except httpx.TimeoutException as exc:
-                failure = ("timeout", f"timed out ({type(exc).__name__})")
+                failure = ("timeout", f"timed out ({exc or type(exc).__name__})")
+            except AnswerTooLargeError:
+                cap = self.settings.max_answer_bytes
+                failure = ("too_large", f"an answer larger than {cap:,} bytes decoded")
+            except httpx.DecodingError as exc:
+                failure = ("malformed", f"an answer that cannot be decoded ({exc})")
             except httpx.TransportError as exc:
                 failure = ("connection", f"cannot connect: {exc}")
             received_at = self._clock()
         # Backing off happens outside the semaphore: a waiting retry holds no connection.
         if failure is not None:
-            await self._retry_later(attempts, failure[0], path, failure[1])
+            await self._retry_later(budget, failure[0], path, failure[1])
             return None
         if logger.isEnabledFor(logging.DEBUG):
             url = redact(str(response.url))
@@ -257,7 +289,7 @@ class TuyaClient:
             if response.status_code == 429:
                 self.limiter.on_throttled()
             await self._retry_later(
-                attempts,
+                budget,
                 f"http_{response.status_code}",
                 path,
                 f"HTTP {response.status_code}",
@@ -267,23 +299,24 @@ class TuyaClient:
         try:
             envelope = _decode(response)
         except TuyaResponseError as exc:
-            await self._retry_later(attempts, "malformed", path, exc.msg)
+            await self._retry_later(budget, "malformed", path, exc.msg)
             return None
 
+        self._breaker.succeeded()
         if envelope.success:
             self.limiter.on_success()
             return envelope
         if envelope.code is not None:
             self.stats.error_codes[envelope.code] += 1
         if envelope.code == CLOCK_CODE:
-            self._learn_clock_offset(envelope, sent_at, received_at, attempts)
+            self._learn_clock_offset(envelope, sent_at, received_at, budget)
             return None
         if envelope.code in THROTTLE_CODES:
             self.limiter.on_throttled()
-            await self._retry_later(attempts, f"code_{envelope.code}", path, envelope.msg)
+            await self._retry_later(budget, f"code_{envelope.code}", path, _coded(envelope))
             return None
         if envelope.code in BUSY_CODES:
-            await self._retry_later(attempts, f"code_{envelope.code}", path, envelope.msg)
+            await self._retry_later(budget, f"code_{envelope.code}", path, _coded(envelope))
             return None
         return envelope
 
@@ -324,35 +357,25 @@ class TuyaClient:
 
     async def _retry_later(
         self,
-        attempts: Counter[str],
+        budget: CallBudget,
         reason: str,
         path: str,
         detail: str,
         *,
         retry_after: float | None = None,
     ) -> None:
-        attempts["transient"] += 1
-        if attempts["transient"] > self._max_retries:
-            raise TuyaTransientError(
-                f"{redact(path)}: {detail}; gave up after {attempts['transient']} attempts"
-            )
+        delay = budget.retry_delay(self._rng, retry_after)
+        if delay is None:
+            raise TuyaTransientError(budget.gave_up(f"{redact(path)}: {detail}"))
         self.stats.retries[reason] += 1
-        delay = full_jitter_backoff(
-            attempts["transient"] - 1,
-            base_s=self._backoff_base_s,
-            cap_s=self._backoff_cap_s,
-            rng=self._rng,
-        )
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, 60.0))
         logger.debug("retrying %s in %.2fs: %s", redact(path), delay, detail)
         await asyncio.sleep(delay)
 
     def _learn_clock_offset(
-        self, envelope: _Envelope, sent_at: float, received_at: float, attempts: Counter[str]
+        self, envelope: _Envelope, sent_at: float, received_at: float, budget: CallBudget
     ) -> None:
-        attempts["clock"] += 1
-        if envelope.t is None or attempts["clock"] > 2:
+        budget.clock_corrections += 1
+        if envelope.t is None or budget.clock_corrections > 2:
             raise TuyaFatalError(
                 "the cloud rejects this machine's clock (request time invalid) and gave no "
                 "time to correct it by; check the system clock (NTP)",
@@ -369,70 +392,43 @@ class TuyaClient:
 
     def _raise_for(self, envelope: _Envelope, path: str) -> None:
         code, msg, tid = envelope.code, envelope.msg, envelope.tid
-        if code == 1004:
+        token_call = path.startswith("/v1.0/token")
+        if token_call and code is not None and 1100 <= code <= 1199:
+            # The grant itself refused (throttling was retried before getting here): the
+            # project cannot take tokens, so nothing else can work either.
             raise TuyaFatalError(
-                f"sign invalid ({msg}): TUYA_ACCESS_SECRET does not belong to TUYA_ACCESS_ID "
-                f"{self.settings.access_id!r}; copy both again from the cloud project's overview",
+                f"the cloud refuses this project a token ({msg}): check that the cloud "
+                f"project of TUYA_ACCESS_ID {self.settings.access_id!r} is active and lives in "
+                f"{self.settings.region_label}, and that its API services are authorised",
                 code=code,
                 tid=tid,
             )
-        if code == 1001:
+        if code == PERMISSION_CODE and not _is_device_path(path):
             raise TuyaFatalError(
-                f"secret invalid ({msg}): check TUYA_ACCESS_SECRET", code=code, tid=tid
-            )
-        if code == 1005:
-            raise TuyaFatalError(
-                f"client id invalid ({msg}): check TUYA_ACCESS_ID "
-                f"({self.settings.access_id!r}) and the data centre ({self.settings.region_label})",
+                f"permission denied on {redact(path)} ({msg}): the cloud project lacks this "
+                "API's permission, or lives in another data centre than "
+                f"{self.settings.region_label}; authorise the API (IoT Core) for the project",
                 code=code,
                 tid=tid,
             )
-        if code in DATA_CENTRE_CODES:
-            raise TuyaFatalError(
-                f"wrong data centre ({msg}): the project is not served at "
-                f"{self.settings.region_label}; set TUYA_REGION to the data centre shown in the "
-                "cloud project's overview (cn, us, us-e, eu, eu-w, in, sg)",
-                code=code,
-                tid=tid,
-            )
-        if code == 28841002:
-            raise TuyaFatalError(
-                f"the cloud project's subscription has expired ({msg}); renew the IoT Core "
-                "service on the Tuya platform, then run again",
-                code=code,
-                tid=tid,
-            )
-        if code == 28841004:
-            raise TuyaFatalError(
-                f"the API call quota of this project is used up ({msg}); wait for it to reset "
-                "or upgrade the plan, and check less often",
-                code=code,
-                tid=tid,
-            )
-        if code == 28841105:
-            raise TuyaFatalError(
-                f"this API is not authorised for the cloud project ({msg}); subscribe the project "
-                "to the service that provides it and authorise the API on the Tuya platform",
-                code=code,
-                tid=tid,
-            )
+        _raise_account_error(code, msg, tid, self.settings)
         if code in DEVICE_CODES:
             permanent, hint = DEVICE_CODES[code]
             raise TuyaDeviceError(f"{msg} ({hint})", code=code, tid=tid, permanent=permanent)
-        if code in TOKEN_CODES:
-            # Only token calls get here: the refresh token itself was refused.
+        if token_call and code in TOKEN_CODES:
+            # The refresh token itself was refused.
             raise TuyaApiError(f"token call refused: {msg}", code=code, tid=tid)
         raise TuyaApiError(f"{redact(path)}: {msg}", code=code, tid=tid)
 
     # ------------------------------------------------------------------ tokens
 
-    async def _usable_token(self) -> Token:
+    async def _usable_token(self, budget: CallBudget) -> Token:
         token = await self._tokens.load()
         if self._fatal is not None:
             raise self._fatal
         now = self._clock()
         if token is None or token.expires_within(self._refresh_margin_s, now):
-            token = await self._tokens.replace(token, self._refresh_or_grant)
+            token = await self._gate.renew(token, self._refresh_or_grant, budget)
         return token
 
     async def _refresh_or_grant(self, stale: Token | None) -> Token:
@@ -452,10 +448,16 @@ class TuyaClient:
                 logger.info("token refresh failed (%s); taking a new grant", exc.code or exc.msg)
         return await self._grant()
 
-    async def _grant_after_rejection(self, stale: Token | None) -> Token:
-        if self._fatal is not None:
-            raise self._fatal
-        return await self._grant()
+    def _grant_after_rejection(self, rejected: Token) -> Renew:
+        async def grant(current: Token | None) -> Token:
+            # Called only when the rejected token is still the current one: one grant for
+            # every call that failed with it, and churn noted (grants slowed if it repeats).
+            self._gate.rejected(rejected)
+            if self._fatal is not None:
+                raise self._fatal
+            return await self._grant()
+
+        return grant
 
     async def _grant(self) -> Token:
         return await self._token_call("/v1.0/token", query={"grant_type": 1}, refresh=False)
@@ -463,9 +465,11 @@ class TuyaClient:
     async def _token_call(
         self, path: str, *, query: Mapping[str, str | int] | None = None, refresh: bool
     ) -> Token:
-        attempts = Counter[str]()
+        # One attempt (clock corrections aside): the token gate spaces the next one, shared
+        # by every call that waits for a token.
+        budget = RetryPolicy(attempts=1, budget_s=self.settings.timeout_s).start()
         while True:
-            envelope = await self._exchange("GET", path, query, None, None, attempts)
+            envelope = await self._exchange("GET", path, query, None, None, budget)
             if envelope is not None:
                 break
         if not envelope.success:
@@ -525,6 +529,68 @@ class TuyaClient:
                 return
             seen_keys.add(row_key)
             query["last_row_key"] = row_key
+
+
+def _raise_account_error(
+    code: int | None, msg: str, tid: str | None, settings: TuyaSettings
+) -> None:
+    """Raise the fatal error of a credentials, data-centre or account code; else nothing."""
+    if code == 1004:
+        raise TuyaFatalError(
+            f"sign invalid ({msg}): TUYA_ACCESS_SECRET does not belong to TUYA_ACCESS_ID "
+            f"{settings.access_id!r}; copy both again from the cloud project's overview",
+            code=code,
+            tid=tid,
+        )
+    if code == 1001:
+        raise TuyaFatalError(
+            f"secret invalid ({msg}): check TUYA_ACCESS_SECRET", code=code, tid=tid
+        )
+    if code == 1005:
+        raise TuyaFatalError(
+            f"client id invalid ({msg}): check TUYA_ACCESS_ID "
+            f"({settings.access_id!r}) and the data centre ({settings.region_label})",
+            code=code,
+            tid=tid,
+        )
+    if code in DATA_CENTRE_CODES:
+        raise TuyaFatalError(
+            f"wrong data centre ({msg}): the project is not served at "
+            f"{settings.region_label}; set TUYA_REGION to the data centre shown in the "
+            "cloud project's overview (cn, us, us-e, eu, eu-w, in, sg)",
+            code=code,
+            tid=tid,
+        )
+    if code == 28841002:
+        raise TuyaFatalError(
+            f"the cloud project's subscription has expired ({msg}); renew the IoT Core "
+            "service on the Tuya platform, then run again",
+            code=code,
+            tid=tid,
+        )
+    if code == 28841004:
+        raise TuyaFatalError(
+            f"the API call quota of this project is used up ({msg}); wait for it to reset "
+            "or upgrade the plan, and check less often",
+            code=code,
+            tid=tid,
+        )
+    if code == 28841105:
+        raise TuyaFatalError(
+            f"this API is not authorised for the cloud project ({msg}); subscribe the project "
+            "to the service that provides it and authorise the API on the Tuya platform",
+            code=code,
+            tid=tid,
+        )
+
+
+def _is_device_path(path: str) -> bool:
+    """A call about one device (its firmware), as opposed to a token or a listing call."""
+    return path.startswith("/v2.0/cloud/thing/") and path != "/v2.0/cloud/thing/device"
+
+
+def _coded(envelope: _Envelope) -> str:
+    return f"[{envelope.code}] {envelope.msg}"
 
 
 def _parse_device(item: Any) -> DeviceSummary:

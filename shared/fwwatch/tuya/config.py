@@ -2,12 +2,14 @@
 
 ``TUYA_ACCESS_ID``, ``TUYA_ACCESS_SECRET``, and one of ``TUYA_ENDPOINT`` (a full URL) or
 ``TUYA_REGION`` (cn, us, us-e, eu, eu-w, in, sg). Optional tuning: ``TUYA_QPS``,
-``TUYA_MAX_CONNECTIONS``, ``TUYA_TIMEOUT_S``, ``TUYA_DEVICE_LISTING``.
+``TUYA_MAX_CONNECTIONS``, ``TUYA_TIMEOUT_S``, ``TUYA_RETRY_ATTEMPTS``, ``TUYA_RETRY_BUDGET_S``,
+``TUYA_MAX_ANSWER_BYTES``, ``TUYA_DEVICE_LISTING``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import urlsplit
@@ -20,6 +22,7 @@ from .errors import TuyaConfigError
 __all__ = [
     "REGIONS",
     "TuyaSettings",
+    "connections_for",
     "endpoint_for_region",
     "is_loopback_host",
     "validate_endpoint",
@@ -37,6 +40,15 @@ REGIONS: dict[str, str] = {
 }
 
 DeviceListing = Literal["thing", "iot-03"]
+
+#: The round trip assumed when sizing connections from the rate: Tuya's answers across
+#: continents take 100-300 ms.
+ASSUMED_LATENCY_S = 0.25
+
+
+def connections_for(qps: float) -> int:
+    """Connections that let ``qps`` requests a second flow at the assumed latency (16-256)."""
+    return max(16, min(256, math.ceil(qps * ASSUMED_LATENCY_S)))
 
 
 def endpoint_for_region(region: str) -> str:
@@ -98,8 +110,24 @@ class TuyaSettings(BaseSettings):
     endpoint: str | None = Field(default=None, description="Full base URL of the data centre.")
     region: str | None = Field(default=None, description="Data centre: " + ", ".join(REGIONS))
     qps: float = Field(default=20.0, gt=0, le=100_000, description="Ceiling on requests/second.")
-    max_connections: int = Field(default=16, ge=1, le=256)
-    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    max_connections: int | None = Field(
+        default=None, ge=1, le=256, description="Connections (default: from TUYA_QPS)."
+    )
+    timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Seconds for one whole answer, connect to last byte.",
+    )
+    retry_attempts: int = Field(
+        default=6, ge=1, le=50, description="Tries per call before it fails as transient."
+    )
+    retry_budget_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Seconds per call for its retries."
+    )
+    max_answer_bytes: int = Field(
+        default=8 * 2**20, ge=64 * 1024, le=2**30, description="Cap on an answer's decoded size."
+    )
     device_listing: DeviceListing = "thing"
     source_type: str | None = None
     source_id: str | None = None
@@ -132,6 +160,11 @@ class TuyaSettings(BaseSettings):
                 "set TUYA_ENDPOINT (a full URL) or TUYA_REGION (" + ", ".join(REGIONS) + ")"
             )
         return self
+
+    @property
+    def connections(self) -> int:
+        """Connections (and requests in flight): ``TUYA_MAX_CONNECTIONS``, or from the rate."""
+        return self.max_connections or connections_for(self.qps)
 
     @property
     def base_url(self) -> str:

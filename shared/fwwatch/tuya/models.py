@@ -232,7 +232,10 @@ class DeviceSummary(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     device_id: str = Field(validation_alias=AliasChoices("id", "device_id"))
-    name: str | None = Field(default=None, validation_alias=AliasChoices("name", "customName"))
+    # Tuya's /v2.0 listing has been documented (and answered) in camelCase and snake_case.
+    name: str | None = Field(
+        default=None, validation_alias=AliasChoices("name", "customName", "custom_name")
+    )
     product_id: str | None = Field(
         default=None, validation_alias=AliasChoices("product_id", "productId")
     )
@@ -240,4 +243,6 @@ class DeviceSummary(BaseModel):
         default=None, validation_alias=AliasChoices("product_name", "productName")
     )
     category: str | None = None
-    online: bool | None = Field(default=None, validation_alias=AliasChoices("online", "isOnline"))
+    online: bool | None = Field(
+        default=None, validation_alias=AliasChoices("online", "isOnline", "is_online")
+    )

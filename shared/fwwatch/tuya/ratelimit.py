@@ -1,21 +1,39 @@
 """Client-side pacing: a shared, adaptive ceiling on requests per second, and backoff.
 
 The limiter spaces requests evenly at ``rate`` per second (no bursts, so a server-side
-one-second window never sees more than ``rate``). When the server throttles, the rate drops
-multiplicatively (once per window, however many requests were rejected together); while
-requests succeed it creeps back up, more slowly near the rate that was last throttled, so
-the client settles just under the server's real limit.
+one-second window never sees more than ``rate``).
+
+- **Slow start.** A run against a limit nobody knows starts at a quarter of the ceiling (never
+  below 10/s, the lowest limit Tuya documents for device reads) and doubles its rate about
+  once a second while every request goes through, up to the ceiling.
+- **Throttled.** The first "too many requests" ends the slow start: the rate drops to just
+  under what the server accepted in the last second (once per window, however many requests
+  were rejected together). That accepted rate is the estimate of the server's limit.
+- **Near the limit** the rate creeps up slowly, ten times slower within 5 % of the estimate,
+  so the client settles just under the server's real limit.
+- **Learned.** :attr:`AdaptiveRateLimiter.learned_limit` is the estimate a run ends with; given
+  back as ``known_limit`` the next run starts just under it, with no slow start and almost no
+  rejections.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["AdaptiveRateLimiter", "full_jitter_backoff"]
+__all__ = ["AdaptiveRateLimiter", "full_jitter_backoff", "slow_start_rate"]
+
+#: The lowest per-API limit Tuya documents for device reads, in requests per second.
+SAFE_START_RPS = 10.0
+
+
+def slow_start_rate(ceiling: float) -> float:
+    """Where a run with no learned limit starts: a quarter of the ceiling, at least 10/s."""
+    return min(ceiling, max(SAFE_START_RPS, ceiling / 4))
 
 
 def full_jitter_backoff(
@@ -26,7 +44,7 @@ def full_jitter_backoff(
     rng: Callable[[float, float], float] = random.uniform,
 ) -> float:
     """Seconds to wait before retry ``attempt`` (0-based): uniform in [0, min(cap, base * 2^n)]."""
-    return rng(0.0, min(cap_s, base_s * 2**attempt))
+    return rng(0.0, min(cap_s, base_s * 2 ** min(attempt, 60)))
 
 
 class AdaptiveRateLimiter:
@@ -36,6 +54,8 @@ class AdaptiveRateLimiter:
         self,
         ceiling: float,
         *,
+        known_limit: float | None = None,
+        slow_start: bool = True,
         floor: float = 0.5,
         decrease: float = 0.8,
         clock: Callable[[], float] = time.monotonic,
@@ -44,15 +64,38 @@ class AdaptiveRateLimiter:
             raise ValueError("ceiling must be positive")
         self.ceiling = ceiling
         self.floor = min(floor, ceiling)
-        self.rate = ceiling
         self._decrease = decrease
         self._clock = clock
         self._next_slot = 0.0
         self._last_cut = -1e9
-        self._throttled_at: float | None = None  # the rate that was last throttled
+        # The estimate of the server's limit: learned in an earlier run, or when throttled.
+        self._throttled_at: float | None = None
+        if known_limit is not None and math.isfinite(known_limit) and known_limit > 0:
+            self._throttled_at = known_limit
+            self.rate = max(self.floor, min(ceiling, known_limit * 0.95))
+            self._slow_start = False
+        elif slow_start:
+            self.rate = slow_start_rate(ceiling)
+            self._slow_start = self.rate < ceiling
+        else:
+            self.rate = ceiling
+            self._slow_start = False
+        self._highest = self.rate
         self._lock = asyncio.Lock()
         self._recent_ok: deque[float] = deque()
         self.throttle_events = 0
+
+    @property
+    def learned_limit(self) -> float | None:
+        """The server's limit as this run knows it, to start the next run with.
+
+        The rate accepted when the server last throttled; if it never did, the highest rate
+        that went through above an earlier estimate; ``None`` when nothing is known (the
+        ceiling was never contested).
+        """
+        if self._throttled_at is None:
+            return None
+        return max(self._throttled_at, self._highest)
 
     async def acquire(self) -> None:
         """Wait for this call's slot."""
@@ -71,13 +114,15 @@ class AdaptiveRateLimiter:
         # All calls in flight when the limit was hit come back throttled together; cut once.
         if now - self._last_cut < max(1.0, 2.0 / self.rate):
             return
-        self._throttled_at = self.rate
         self._last_cut = now
+        self._slow_start = False
         accepted = self._accepted_last_second(now)
         # What the server accepted in the last second is the best estimate of its limit (just
         # over it: a small step down; far over it: one step to it). A handful of successes,
         # as in a burst of errors at the start, says nothing yet.
         trusted = accepted >= 5
+        self._throttled_at = float(accepted) if trusted else self.rate
+        self._highest = 0.0
         target = min(self.rate, accepted * 0.95) if trusted else self.rate * self._decrease
         self.rate = max(self.floor, target)
         self._next_slot = max(self._next_slot, now + 1.0 / self.rate)
@@ -95,9 +140,15 @@ class AdaptiveRateLimiter:
             self._accepted_last_second(now)
         if self.rate >= self.ceiling:
             return
+        if self._slow_start:
+            # r successes a second, each adding ln 2: the rate doubles about every second,
+            # slowly enough for a server's one-second window to say "too many" in time.
+            self.rate = min(self.ceiling, self.rate + math.log(2))
+            return
         # Each success adds 0.02/s, so the rate grows about 2 % per second (r successes a
-        # second, each +0.02), ten times slower near the rate that was last throttled.
+        # second, each +0.02), ten times slower near the server's estimated limit.
         step = 0.02
         if self._throttled_at is not None and self.rate >= 0.95 * self._throttled_at:
             step /= 10
         self.rate = min(self.ceiling, self.rate + step)
+        self._highest = max(self._highest, self.rate)

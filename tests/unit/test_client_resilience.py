@@ -1,0 +1,240 @@
+"""A bad moment never costs the fleet: shared grants, retry budgets, outages, churn, 1106.
+
+The client against a scripted cloud in-process (httpx's MockTransport): no socket opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+from typing import Any
+
+import httpx
+import pytest
+
+from fwwatch.tuya import (
+    RetryPolicy,
+    TuyaClient,
+    TuyaFatalError,
+    TuyaSettings,
+    TuyaTransientError,
+)
+from fwwatch.tuya.transport import AnswerTooLargeError, read_bounded
+from tests.unit.scripted_cloud import SECRET, ScriptedCloud, envelope, make_client
+
+FIRMWARE = [{"type": 0, "current_version": "1.0.0", "version": "1.1.0", "upgrade_status": 1}]
+FAST = RetryPolicy(attempts=4, budget_s=30, base_s=0.001, cap_s=0.01)
+
+
+class FailingGrants(ScriptedCloud):
+    """A cloud whose token grant answers ``grant`` the first ``times`` times (forever: -1)."""
+
+    def __init__(self, grant: httpx.Response | dict[str, Any], times: int = -1) -> None:
+        super().__init__(envelope(FIRMWARE))
+        self.grant = grant
+        self.times = times
+        self.grant_requests = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1.0/token":
+            self.grant_requests += 1
+            if self.times < 0 or self.grant_requests <= self.times:
+                answer = self.grant
+                if isinstance(answer, httpx.Response):
+                    return answer
+                return httpx.Response(200, json=answer)
+        return super().__call__(request)
+
+
+async def check_all(tuya: TuyaClient, count: int) -> list[BaseException | Any]:
+    return await asyncio.gather(
+        *(tuya.get_firmware(f"dev{i}") for i in range(count)), return_exceptions=True
+    )
+
+
+async def test_calls_waiting_for_a_failing_grant_share_one_attempt_per_step() -> None:
+    # Given a token grant that keeps failing, and 50 calls at once that all need a token
+    cloud = FailingGrants(httpx.Response(503))
+    async with make_client(cloud, retry=FAST) as tuya:
+        outcomes = await check_all(tuya, 50)
+    # Then each call fails as transient, and the grant was tried once per step, not per call
+    assert all(isinstance(o, TuyaTransientError) for o in outcomes)
+    # (a call that starts after the first step failed has one step more of its own)
+    assert cloud.grant_requests <= FAST.attempts + 1
+    assert "no access token" in str(outcomes[0])
+
+
+async def test_a_grant_that_recovers_serves_every_waiting_call() -> None:
+    cloud = FailingGrants(httpx.Response(502), times=2)
+    async with make_client(cloud, retry=FAST) as tuya:
+        outcomes = await check_all(tuya, 30)
+    assert all(not isinstance(o, BaseException) for o in outcomes)
+    assert cloud.grant_requests == 3
+
+
+async def test_once_the_cloud_is_down_for_a_whole_budget_calls_fail_at_once() -> None:
+    # Given a cloud that answers nothing but 503, and many devices, checked 16 at a time
+    cloud = ScriptedCloud(httpx.Response(503))
+    async with make_client(cloud, retry=FAST) as tuya:
+        semaphore = asyncio.Semaphore(16)
+
+        async def one(i: int) -> BaseException | None:
+            async with semaphore:
+                try:
+                    await tuya.get_firmware(f"dev{i}")
+                except TuyaTransientError as exc:
+                    return exc
+            return None
+
+        outcomes = await asyncio.gather(*(one(i) for i in range(2000)))
+        requests = tuya.stats.requests
+    # Then every device is reported not checked, and the cloud was not asked 2,000 x 4 times:
+    # after the first calls spent their budget, the rest failed without a request
+    assert all(isinstance(o, TuyaTransientError) for o in outcomes)
+    assert requests < 100
+    assert "the cloud has been failing" in str(outcomes[-1])
+
+
+async def test_a_probe_finds_the_cloud_back_and_calls_resume() -> None:
+    # Given an outage long enough to open the breaker
+    answers: list[Any] = [httpx.Response(503)] * 8 + [envelope(FIRMWARE)]
+    cloud = ScriptedCloud(*answers)
+    probe = RetryPolicy(attempts=2, budget_s=30, base_s=0.001, cap_s=0.01)
+    async with make_client(cloud, retry=probe) as tuya:
+        tuya._breaker._probe_every_s = 0.05  # probe soon, for the test
+        failed = [await _attempt(tuya, f"d{i}") for i in range(4)]
+        await asyncio.sleep(0.1)
+        # When the cloud answers again, the probe goes through and closes the breaker
+        while await _attempt(tuya, "probe") is not None:
+            await asyncio.sleep(0.06)
+        after = await _attempt(tuya, "after")
+    assert all(isinstance(f, TuyaTransientError) for f in failed)
+    assert after is None
+
+
+async def _attempt(tuya: TuyaClient, device_id: str) -> BaseException | None:
+    try:
+        await tuya.get_firmware(device_id)
+    except TuyaTransientError as exc:
+        return exc
+    return None
+
+
+async def test_a_call_gives_up_when_its_next_retry_would_pass_its_time_budget() -> None:
+    cloud = ScriptedCloud(httpx.Response(503))
+    slow = RetryPolicy(attempts=50, budget_s=0.3, base_s=0.1, cap_s=0.1)
+    async with make_client(cloud, retry=slow, rng=lambda low, high: high) as tuya:
+        with pytest.raises(TuyaTransientError, match="gave up after 3 attempts"):
+            await tuya.get_firmware("dev1")
+    assert len(cloud.business) == 3  # at 0, 0.1 and 0.2 s; a fourth would start at 0.3 s
+
+
+@pytest.mark.parametrize("code", [1106, 1100, 1104])
+async def test_a_grant_refused_for_permission_is_one_fatal_error(code: int) -> None:
+    # Given a project whose token grant is refused with a permission-family code
+    cloud = FailingGrants(envelope(code=code, msg="permission deny"))
+    async with make_client(cloud) as tuya:
+        outcomes = await check_all(tuya, 10)
+    # Then every call ends with the same fatal error, after one grant and no firmware call
+    assert all(isinstance(o, TuyaFatalError) for o in outcomes)
+    assert cloud.grant_requests == 1
+    assert cloud.business == []
+    assert "refuses this project a token" in str(outcomes[0])
+
+
+async def test_permission_denied_on_the_listing_is_fatal_not_a_device_error() -> None:
+    cloud = ScriptedCloud(envelope(code=1106, msg="permission deny"))
+    async with make_client(cloud) as tuya:
+        with pytest.raises(TuyaFatalError, match="lacks this API's permission"):
+            [device async for device in tuya.list_devices()]
+
+
+async def test_throttling_on_the_grant_is_retried() -> None:
+    cloud = FailingGrants(envelope(code=1199, msg="your requests are too frequent"), times=2)
+    async with make_client(cloud, retry=FAST) as tuya:
+        firmware = await tuya.get_firmware("dev1")
+    assert firmware.channels
+    assert cloud.grant_requests == 3
+
+
+async def test_fresh_tokens_rejected_again_and_again_slow_grants_and_warn_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a cloud where another process keeps taking the token: every token is rejected
+    # on its first use, then accepted after the fifth grant
+    class Churn(ScriptedCloud):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.startswith("/v2.0/") and self.grants <= 5:
+                self.business.append(request)
+                return httpx.Response(200, json=envelope(code=1010, msg="token invalid"))
+            return super().__call__(request)
+
+    cloud = Churn(envelope(FIRMWARE))
+    policy = RetryPolicy(attempts=10, budget_s=30, base_s=0.02, cap_s=0.05)
+    caplog.set_level(logging.WARNING, logger="fwwatch.tuya")
+    async with make_client(cloud, retry=policy) as tuya:
+        outcomes = await check_all(tuya, 8)
+    # Then every device is checked in the end, one grant per rejection round, one warning
+    assert all(not isinstance(o, BaseException) for o in outcomes)
+    assert cloud.grants == 6
+    warnings = [r.getMessage() for r in caplog.records if "fresh access tokens" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "same Access ID 'unit-id'" in warnings[0]
+
+
+async def test_an_answer_that_never_ends_is_cut_at_the_whole_answer_deadline() -> None:
+    # Given an answer that keeps dribbling in, each read well within the read timeout
+    class Drip(httpx.AsyncByteStream):
+        async def __aiter__(self) -> Any:
+            while True:
+                await asyncio.sleep(0.01)
+                yield b" "
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1.0/token":
+            return httpx.Response(200, json=envelope(ScriptedCloud._token("at-1")))
+        return httpx.Response(200, stream=Drip())
+
+    settings = TuyaSettings(
+        access_id="unit-id",
+        access_secret=SECRET,
+        endpoint="https://openapi.tuyaeu.com",
+        timeout_s=0.2,
+    )
+    one_try = RetryPolicy(attempts=1)
+    async with TuyaClient(settings, transport=httpx.MockTransport(handler), retry=one_try) as t:
+        with pytest.raises(TuyaTransientError, match=r"no whole answer within 0.2 s"):
+            await t.get_firmware("dev1")
+
+
+async def test_a_decompression_bomb_is_refused_past_the_cap() -> None:
+    # Given a gzip answer of 1 MiB that inflates to 1 GiB, streamed as a server sends it
+    bomb = _bomb(2**30)
+    assert len(bomb) < 2**21
+    response = httpx.Response(
+        200,
+        headers={"Content-Encoding": "gzip"},
+        stream=httpx.ByteStream(bomb),
+        request=httpx.Request("GET", "https://x/y"),
+    )
+    # When it is read with a cap of 8 MiB, it is refused without inflating the rest
+    with pytest.raises(AnswerTooLargeError):
+        await read_bounded(response, 8 * 2**20)
+
+
+async def test_a_compressed_answer_under_the_cap_is_decoded() -> None:
+    body = b'{"success": true, "result": []}'
+    response = httpx.Response(
+        200,
+        headers={"Content-Encoding": "gzip"},
+        stream=httpx.ByteStream(gzip.compress(body)),
+        request=httpx.Request("GET", "https://x/y"),
+    )
+    assert await read_bounded(response, 1024) == body
+
+
+def _bomb(size: int) -> bytes:
+    from fwwatch.simulator.faults import gzip_bomb
+
+    return gzip_bomb(size)
