@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .events import FirmwareEvent, diff
 from .state import ChannelKey, ChannelState, DeviceInfo, changed, next_states, utcnow
-from .tuya import DeviceFirmware, TuyaError, TuyaFatalError
+from .tuya import DeviceFirmware, TuyaDeviceError, TuyaError, TuyaFatalError
 
 __all__ = ["CheckResult", "Comparison", "FirmwareSource", "check_devices", "compare_results"]
 
@@ -39,11 +39,24 @@ class CheckResult:
         """The device was checked."""
         return self.error is None
 
+    @property
+    def answered(self) -> bool:
+        """The cloud answered for this device: its firmware, or a device-level error."""
+        return self.error is None or isinstance(self.error, TuyaDeviceError)
+
+    @property
+    def outcome(self) -> str:
+        """``checked``, ``device_error`` (offline, not found...) or ``not_checked`` (transient)."""
+        if self.error is None:
+            return "checked"
+        return "device_error" if self.answered else "not_checked"
+
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"device_id", "channels": [...], "error": null | {code, msg, tid}}``."""
+        """JSON-ready: ``{"device_id", "outcome", "channels": [...], "error": null | {...}}``."""
         channels = self.firmware.channels if self.firmware else ()
         return {
             "device_id": self.device_id,
+            "outcome": self.outcome,
             "channels": [channel.model_dump(mode="json") for channel in channels],
             "error": self.error.as_dict() if self.error else None,
         }

@@ -92,19 +92,48 @@ def test_run_json_reports_the_cycle(env: Any, capsys: pytest.CaptureFixture[str]
     assert "3.1.0 available - Smart lamp" in console  # the console notifier, on stderr
 
 
-def test_run_exits_1_when_a_device_failed(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_offline_device_is_reported_and_the_run_exits_0(
+    env: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a device that is offline, as some always are in a real fleet
     env.cloud.set_device_error("lamp03", 2001)
+    # When a cron run checks the fleet
     status, report, _ = run_json(capsys)
-    assert status == 1
+    # Then the device is reported, and the run succeeded: every device answered
+    assert status == 0
     assert report["failed"][0]["device_id"] == "lamp03"
     assert report["failed"][0]["code"] == 2001
+    assert report["failed"][0]["outcome"] == "device_error"
+    assert (report["device_errors"], report["not_checked"]) == (1, 0)
+
+
+def test_run_exits_1_when_a_device_could_not_be_checked(
+    env: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given one device whose answers keep failing for longer than a call's retry budget
+    monkeypatch.setenv("TUYA_RETRY_ATTEMPTS", "2")
+    env.cloud.faults.inject_http_status(503, count=None, path_contains="lamp03", for_s=30)
+    # When the fleet is checked
+    status, report, _ = run_json(capsys)
+    # Then that device is not checked, with the cause, the others are, and the exit is 1
+    assert status == 1
+    assert report["checked"] == 4
+    assert report["failed"] == [
+        {
+            "device_id": "lamp03",
+            "outcome": "not_checked",
+            "code": None,
+            "msg": report["failed"][0]["msg"],
+        }
+    ]
+    assert "HTTP 503" in report["failed"][0]["msg"]
 
 
 def test_run_prints_a_summary_line_for_cron(env: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("fwwatch run ")
-    assert "checked 5 of 5 devices, 0 failed, 0 new events" in last
+    assert "checked 5 of 5 devices, 0 device errors, 0 not checked, 0 new events" in last
 
 
 def test_a_hostile_devices_file_is_refused_before_any_request(

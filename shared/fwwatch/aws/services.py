@@ -29,6 +29,7 @@ from .ledger_dynamodb import DynamoNewsLedger
 from .observability import logger, metrics
 from .publish_sns import SnsPublisher
 from .queue_sqs import SqsCheckQueue
+from .rate_dynamodb import DynamoRateMemory
 from .settings import (
     CheckerSettings,
     DifferSettings,
@@ -85,12 +86,17 @@ class _TuyaUser:
         qps: float,
         dynamodb: Any,
         read_secret: SecretReader,
+        rate_share: str,
         transport: Any = None,
     ) -> None:
         self._endpoint = settings.tuya_endpoint
         self._secret_name = settings.tuya_secret_name
         self._qps = qps
+        self._dynamodb = dynamodb
+        self._control_table = settings.control_table
+        self._rate_share = rate_share
         self.tokens = DynamoTokenStore(dynamodb, settings.control_table)
+        self.rates: DynamoRateMemory | None = None
         self._read_secret = read_secret
         self._transport = transport
 
@@ -100,9 +106,29 @@ class _TuyaUser:
         )
 
     def tuya_client(self) -> TuyaClient:
+        """A client that starts at the rate limit learned by earlier invocations."""
         from ..tuya import TuyaClient  # loaded by the functions that call Tuya only
 
-        return TuyaClient(self.tuya_settings(), token_store=self.tokens, transport=self._transport)
+        settings = self.tuya_settings()
+        if self.rates is None:  # once per container: the learned rate is kept in memory
+            self.rates = DynamoRateMemory(
+                self._dynamodb,
+                self._control_table,
+                endpoint=settings.base_url,
+                access_id=settings.access_id,
+                share=self._rate_share,
+            )
+        return TuyaClient(
+            settings,
+            token_store=self.tokens,
+            transport=self._transport,
+            known_rate_limit=self.rates.load(),
+        )
+
+    def keep_learned_rate(self, client: TuyaClient) -> None:
+        """Write the rate limit the client learned, when it changed."""
+        if self.rates is not None and self.rates.save(client.learned_rate_limit):
+            logger.info("learned Tuya's rate limit", extra={"rps": client.learned_rate_limit})
 
 
 class SchedulerService(_TuyaUser):
@@ -122,6 +148,7 @@ class SchedulerService(_TuyaUser):
             qps=settings.tuya_qps,
             dynamodb=dynamodb,
             read_secret=read_secret,
+            rate_share="scheduler",
             transport=transport,
         )
         self.settings = settings
@@ -154,14 +181,17 @@ class SchedulerService(_TuyaUser):
     async def _discover(self) -> dict[str, DeviceInfo]:
         infos: dict[str, DeviceInfo] = {}
         async with self.tuya_client() as tuya:
-            async for device in tuya.list_devices():
-                try:
-                    validate_device_id(device.device_id)
-                except InvalidDeviceIdError as exc:
-                    # One odd entry in Tuya's list must not stop the whole fleet's run.
-                    logger.warning(f"skipped a listed device: {exc}")
-                    continue
-                infos[device.device_id] = DeviceInfo.from_summary(device)
+            try:
+                async for device in tuya.list_devices():
+                    try:
+                        validate_device_id(device.device_id)
+                    except InvalidDeviceIdError as exc:
+                        # One odd entry in Tuya's list must not stop the whole fleet's run.
+                        logger.warning(f"skipped a listed device: {exc}")
+                        continue
+                    infos[device.device_id] = DeviceInfo.from_summary(device)
+            finally:
+                self.keep_learned_rate(tuya)
         return infos
 
 
@@ -183,6 +213,7 @@ class CheckerService(_TuyaUser):
             qps=settings.qps_per_instance,
             dynamodb=dynamodb,
             read_secret=read_secret,
+            rate_share=f"checker-of-{settings.checker_max_concurrency}",
             transport=transport,
         )
         self.settings = settings
@@ -246,6 +277,7 @@ class CheckerService(_TuyaUser):
         if leftovers:
             loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         loop.run_until_complete(client.aclose())
+        self.keep_learned_rate(client)
 
     async def check_record(self, record: SQSRecord) -> dict[str, Any]:
         """One message: check its devices, write changes, re-queue transient failures."""

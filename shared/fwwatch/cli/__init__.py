@@ -1,8 +1,9 @@
 """The ``fwwatch`` command.
 
-Exit status: 0 when all went well, 1 when some device failed (or a notification could not
-be delivered), 2 on a usage or configuration error (including errors no retry can fix,
-such as a wrong secret or a wrong data centre).
+Exit status, the same for ``check`` and ``run``: 0 when every device answered, 1 when some
+devices could not be checked (busy, unreachable, unreadable answers; for ``check`` also a
+device-level answer such as offline; for ``run`` also news that could not be delivered), 2
+on a fatal or configuration error (a wrong secret or data centre, a lapsed account).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..tuya import InvalidDeviceIdError, TuyaConfigError, TuyaFatalError
-from .common import ENVIRONMENT_HELP, EXIT_USAGE, UsageError
+from ..tuya import InvalidDeviceIdError, TuyaConfigError, TuyaError, TuyaFatalError
+from .common import ENVIRONMENT_HELP, EXIT_DEVICES_FAILED, EXIT_USAGE, UsageError
 
 __all__ = ["build_parser", "main"]
 
@@ -29,7 +30,24 @@ local mode (environment variables, or .env):
   FWWATCH_JSONL         append news to a JSON-lines file
 """
 
-EXIT_HELP = "exit status: 0 ok, 1 some device or notification failed, 2 usage/configuration error"
+CHECK_EXIT_HELP = """\
+exit status:
+  0  every device was checked
+  1  some device answered an error (offline, not in the project) or could not be
+     checked (busy, unreachable, unreadable answers: each is listed with its cause)
+  2  fatal or configuration error (wrong secret or data centre, lapsed account)"""
+
+RUN_EXIT_HELP = """\
+exit status:
+  0  every device answered (offline and other device-level answers count as answered)
+  1  some devices could not be checked, the device listing failed, or news could not
+     be delivered (it stays queued for the next run)
+  2  fatal or configuration error (wrong secret or data centre, lapsed account)"""
+
+
+FORGET_RATE_HELP = (
+    "forget the cloud's rate limit learned by earlier runs and find it again, starting slowly"
+)
 
 
 def _positive_int(text: str) -> int:
@@ -74,15 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="check devices for new firmware now",
         description="Ask Tuya's cloud for the firmware of each device, concurrently, and show "
         "for each channel the installed version, the version on offer and whether an update "
-        "is available. Nothing is stored and nobody is notified.",
-        epilog=EXIT_HELP + "\n\n" + ENVIRONMENT_HELP,
+        "is available. Every device is reported: checked, answered an error, or not checked "
+        "with the cause. Nobody is notified; only the rate limit learned is kept (in "
+        "FWWATCH_STATE).",
+        epilog=CHECK_EXIT_HELP + "\n\n" + ENVIRONMENT_HELP,
         formatter_class=raw,
     )
     check.add_argument("device_ids", nargs="+", metavar="DEVICE_ID", help="Tuya device IDs")
     check.add_argument("--json", action="store_true", help="print a JSON array, one per device")
     check.add_argument(
-        "--concurrency", type=_positive_int, default=16, metavar="N", help="devices at once (16)"
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="devices at once (default: from TUYA_QPS, 16 to 256)",
     )
+    check.add_argument("--forget-rate", action="store_true", help=FORGET_RATE_HELP)
 
     devices = commands.add_parser(
         "devices",
@@ -108,8 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
             "(by default the first sighting is a silent baseline)",
         )
         sub.add_argument(
-            "--concurrency", type=_positive_int, default=16, metavar="N", help="devices at once"
+            "--concurrency",
+            type=_positive_int,
+            metavar="N",
+            help="devices at once (default: from TUYA_QPS, 16 to 256)",
         )
+        sub.add_argument("--forget-rate", action="store_true", help=FORGET_RATE_HELP)
 
     run = commands.add_parser(
         "run",
@@ -117,8 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check every device (or --devices), compare with the state kept in "
         "SQLite, store what changed, send news of new, installed or failed firmware to every "
         "configured notifier, and print a run report. A run that is interrupted loses "
-        "nothing: the next one completes it without sending anything twice.",
-        epilog=EXIT_HELP + "\n\n" + ENVIRONMENT_HELP + "\n" + LOCAL_HELP,
+        "nothing: the next one completes it without sending anything twice. When Tuya "
+        "misbehaves the run still ends with a report: devices it could not check are listed "
+        "as not checked, with the cause; if the listing fails, the devices known from earlier "
+        "runs are checked.",
+        epilog=RUN_EXIT_HELP + "\n\n" + ENVIRONMENT_HELP + "\n" + LOCAL_HELP,
         formatter_class=raw,
     )
     cycle_options(run)
@@ -127,8 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     watch = commands.add_parser(
         "watch",
         help="run cycles forever, e.g. every 6 hours",
-        description="Run a cycle, wait, run again. SIGINT or SIGTERM stops it cleanly: a "
-        "cycle under way finishes the batch it is on, and the state stays consistent.",
+        description="Run a cycle, wait, run again. A cycle that fails (the cloud down, the "
+        "state file locked) is logged in one line with the time of the next one, and the "
+        "watch goes on; it stops only on a fatal configuration error (exit 2) or a signal. "
+        "SIGINT or SIGTERM stops it cleanly: a cycle under way finishes the batch it is on, "
+        "and the state stays consistent.",
         epilog=ENVIRONMENT_HELP + "\n" + LOCAL_HELP,
         formatter_class=raw,
     )
@@ -199,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--token-ttl", type=int, default=7200, metavar="S", help="token lifetime in seconds"
     )
+    simulate.add_argument(
+        "--listing-fields",
+        choices=("camelCase", "snake_case"),
+        default="camelCase",
+        help="how the /v2.0 device listing spells its fields (Tuya has sent both)",
+    )
+    simulate.add_argument(
+        "--keep-tokens-on-grant",
+        action="store_true",
+        help="a new grant leaves older tokens alive (by default it revokes them, as Tuya may)",
+    )
     return parser
 
 
@@ -242,6 +287,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TuyaFatalError as exc:
         print(f"fwwatch: stopped: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TuyaError as exc:
+        # Transient trouble that outlasted the retries, where no per-device report exists
+        # (``fwwatch devices``): the cause in one line.
+        print(f"fwwatch: {exc}", file=sys.stderr)
+        return EXIT_DEVICES_FAILED
     except OSError as exc:
         # A state file that cannot be written, a CA bundle (SSL_CERT_FILE) that is missing...
         print(f"fwwatch: {_describe_os_error(exc)}", file=sys.stderr)

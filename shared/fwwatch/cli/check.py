@@ -6,17 +6,29 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from ..check import CheckResult, check_devices
+from ..local.store_sqlite import default_state_path
 from ..tuya import TuyaClient, TuyaError, validate_device_id
-from .common import EXIT_DEVICES_FAILED, EXIT_OK, Progress, load_settings, table
+from .common import (
+    EXIT_DEVICES_FAILED,
+    EXIT_OK,
+    Progress,
+    environment,
+    load_settings,
+    open_rate_memory,
+    table,
+    tuya_client,
+)
 
 
 async def check_command(args: argparse.Namespace, out: TextIO) -> int:
-    """Check the devices given, print a table or JSON; 1 when a device failed."""
+    """Check the devices given, print a table or JSON; 1 when a device was not checked."""
     device_ids = [validate_device_id(device_id) for device_id in args.device_ids]
-    settings = load_settings()
+    env = environment()
+    settings = load_settings(env)
     progress = Progress()
     started = time.monotonic()
     done = 0
@@ -26,11 +38,20 @@ async def check_command(args: argparse.Namespace, out: TextIO) -> int:
         done += 1
         progress.update(done, len(device_ids))
 
-    async with TuyaClient(settings) as tuya:
-        results = await check_devices(
-            tuya, device_ids, concurrency=args.concurrency, on_result=advance
-        )
-        requests = tuya.stats.requests
+    # Only the learned rate limit is read from and kept in the state file.
+    memory = open_rate_memory(Path(env.get("FWWATCH_STATE") or default_state_path()))
+    try:
+        async with tuya_client(settings, memory, forget_rate=args.forget_rate) as tuya:
+            results = await check_devices(
+                tuya,
+                device_ids,
+                concurrency=args.concurrency or tuya.connections,
+                on_result=advance,
+            )
+            requests = tuya.stats.requests
+    finally:
+        if memory is not None:
+            memory.close()
     progress.done()
     if args.json:
         json.dump([result.as_dict() for result in results], out, indent=2)
@@ -47,7 +68,8 @@ def render_check_table(results: Sequence[CheckResult]) -> str:
     rows: list[tuple[str, ...]] = []
     for result in results:
         if result.error is not None:
-            rows.append((result.device_id, "-", "-", "-", "error", _error_text(result.error)))
+            status = "device error" if result.answered else "not checked"
+            rows.append((result.device_id, "-", "-", "-", status, _error_text(result.error)))
             continue
         channels = result.firmware.channels if result.firmware else ()
         if not channels:
@@ -74,12 +96,14 @@ def _error_text(error: TuyaError) -> str:
 
 def check_summary(results: Sequence[CheckResult], requests: int, seconds: float) -> str:
     """One line a cron mail makes sense of."""
-    failed = sum(1 for result in results if not result.ok)
+    checked = sum(1 for result in results if result.ok)
+    device_errors = sum(1 for result in results if not result.ok and result.answered)
+    not_checked = len(results) - checked - device_errors
     updates = sum(1 for r in results if r.firmware is not None and r.firmware.update_available)
     return (
-        f"Checked {len(results) - failed} of {len(results)} devices: "
-        f"{updates} with an update available, {failed} failed "
-        f"({requests} Tuya requests, {seconds:.1f} s)"
+        f"Checked {checked} of {len(results)} devices: "
+        f"{updates} with an update available, {device_errors} device errors, "
+        f"{not_checked} not checked ({requests} Tuya requests, {seconds:.1f} s)"
     )
 
 

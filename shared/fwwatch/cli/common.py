@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sqlite3
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from dotenv import dotenv_values
 
 from ..tuya import TuyaSettings
+
+if TYPE_CHECKING:
+    from ..local.store_sqlite import SqliteStore
+    from ..tuya import TuyaClient
+
+logger = logging.getLogger("fwwatch.cli")
 
 EXIT_OK = 0
 EXIT_DEVICES_FAILED = 1
@@ -23,7 +33,13 @@ configuration (environment variables, or a .env file in the current directory):
   TUYA_ACCESS_SECRET    the cloud project's Access Secret (never printed)
   TUYA_REGION           data centre: cn, us, us-e, eu, eu-w, in, sg
   TUYA_ENDPOINT         or a full base URL instead of TUYA_REGION
-  TUYA_QPS              ceiling on requests per second (default 20)
+  TUYA_QPS              ceiling on requests per second (default 20); a run starts
+                        lower and finds the cloud's real limit, kept for the next run
+  TUYA_MAX_CONNECTIONS  requests in flight (default: from TUYA_QPS, 16 to 256)
+  TUYA_TIMEOUT_S        seconds for one whole answer, connect to last byte (default 10)
+  TUYA_RETRY_ATTEMPTS   tries per call before a device is "not checked" (default 6)
+  TUYA_RETRY_BUDGET_S   seconds per call for its retries (default 30)
+  TUYA_MAX_ANSWER_BYTES cap on an answer's decoded size (default 8 MiB)
   TUYA_DEVICE_LISTING   how to list devices: thing (default) or iot-03
 """
 
@@ -44,6 +60,44 @@ def environment(dotenv: Path = Path(".env")) -> dict[str, str]:
 def load_settings(environ: Mapping[str, str] | None = None) -> TuyaSettings:
     """The Tuya settings (a :class:`TuyaConfigError` names what is wrong)."""
     return TuyaSettings.from_env(environment() if environ is None else environ)
+
+
+@contextlib.asynccontextmanager
+async def tuya_client(
+    settings: TuyaSettings, store: SqliteStore | None, *, forget_rate: bool = False
+) -> AsyncIterator[TuyaClient]:
+    """A client that starts at the rate limit an earlier run learned, and keeps what it learns.
+
+    The limit is kept per endpoint and Access ID in the SQLite state; ``forget_rate`` drops
+    every learned limit first, so the run finds it again from a slow start.
+    """
+    from ..tuya import TuyaClient
+
+    key = (settings.base_url, settings.access_id)
+    known = None
+    if store is not None:
+        if forget_rate:
+            store.forget_rates()
+        known = store.learned_rate(*key)
+    client = TuyaClient(settings, known_rate_limit=known)
+    try:
+        async with client:
+            yield client
+    finally:
+        learned = client.learned_rate_limit
+        if store is not None and learned is not None and learned != known:
+            store.remember_rate(*key, learned, datetime.now(UTC))
+
+
+def open_rate_memory(path: Path) -> SqliteStore | None:
+    """The state file for the learned rate limit, or ``None`` if it cannot be opened."""
+    from ..local.store_sqlite import SqliteStore
+
+    try:
+        return SqliteStore(path)
+    except (OSError, sqlite3.Error) as exc:
+        logger.info("no learned rate limit (%s: %s): starting slowly", path, exc)
+        return None
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -5,19 +5,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
 import re
 import signal
 import sys
+import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 from ..local.config import LocalConfigError, LocalSettings
 from ..local.runner import RunReport, run_cycle
 from ..local.store_sqlite import SqliteStore
-from ..tuya import InvalidDeviceIdError, TuyaClient, TuyaSettings, validate_device_id
-from .common import EXIT_DEVICES_FAILED, EXIT_OK, Progress, UsageError, environment, table
+from ..tuya import InvalidDeviceIdError, TuyaFatalError, TuyaSettings, validate_device_id
+from .common import (
+    EXIT_DEVICES_FAILED,
+    EXIT_OK,
+    Progress,
+    UsageError,
+    environment,
+    table,
+    tuya_client,
+)
+
+logger = logging.getLogger("fwwatch.cli")
 
 MAX_DEVICE_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEVICES = 1_000_000
@@ -110,15 +123,17 @@ async def _one_cycle(
     # With --json, stdout carries only the report: the console notifier writes to stderr.
     notifiers = local.notifiers(sys.stderr if getattr(args, "json", False) else out)
     progress = Progress()
+    forget_rate = args.forget_rate
+    args.forget_rate = False  # once, not on every cycle of `watch`
     with SqliteStore(local.state) as store:
-        async with TuyaClient(settings) as tuya:
+        async with tuya_client(settings, store, forget_rate=forget_rate) as tuya:
             report = await run_cycle(
                 tuya,
                 store,
                 notifiers,
                 device_ids=device_ids,
                 notify_first_seen=args.notify_first_seen,
-                concurrency=args.concurrency,
+                concurrency=args.concurrency or tuya.connections,
                 on_progress=progress.update,
                 stop=stop,
             )
@@ -131,10 +146,13 @@ def _print_report(report: RunReport, as_json: bool, out: TextIO) -> None:
         json.dump(report.as_dict(), out, indent=2)
         out.write("\n")
         return
+    if report.listing_error is not None:
+        out.write(f"  device listing failed: {report.listing_error}\n")
     for result in report.failed:
         error = result.error
         code = f"[{error.code}] " if error and error.code is not None else ""
-        out.write(f"  failed: {result.device_id}: {code}{error.msg if error else ''}\n")
+        label = "device error" if result.answered else "not checked"
+        out.write(f"  {label}: {result.device_id}: {code}{error.msg if error else ''}\n")
     for name, outcome in report.notifications.items():
         if outcome.failed:
             out.write(f"  {name}: {outcome.failed} messages not delivered ({outcome.error})\n")
@@ -171,12 +189,19 @@ async def watch_command(args: argparse.Namespace, out: TextIO) -> int:
     status = EXIT_OK
     try:
         while not stop.is_set():
-            report = await _one_cycle(args, settings, local, device_ids, out, stop)
-            _print_report(report, False, out)
-            status = EXIT_OK if report.ok else EXIT_DEVICES_FAILED
+            delay = args.every * random.uniform(1 - args.jitter, 1 + args.jitter)
+            try:
+                report = await _one_cycle(args, settings, local, device_ids, out, stop)
+            except TuyaFatalError:
+                raise  # no later cycle can do better: a wrong secret, a lapsed account
+            except Exception as exc:  # the watch outlives any one bad cycle
+                status = EXIT_DEVICES_FAILED
+                _log_failed_cycle(exc, delay, out)
+            else:
+                _print_report(report, False, out)
+                status = EXIT_OK if report.ok else EXIT_DEVICES_FAILED
             if stop.is_set():
                 break
-            delay = args.every * random.uniform(1 - args.jitter, 1 + args.jitter)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             except TimeoutError:
@@ -186,6 +211,15 @@ async def watch_command(args: argparse.Namespace, out: TextIO) -> int:
             loop.remove_signal_handler(signum)
     out.write("fwwatch watch: stopped.\n")
     return status
+
+
+def _log_failed_cycle(exc: Exception, delay: float, out: TextIO) -> None:
+    """One line: what went wrong and when the next cycle runs (the traceback with -vv)."""
+    at = datetime.fromtimestamp(time.time() + delay).strftime("%H:%M:%S")
+    cause = str(exc) or type(exc).__name__
+    out.write(f"fwwatch watch: the cycle failed ({cause}); the next one runs at {at}\n")
+    out.flush()
+    logger.debug("the failed cycle", exc_info=exc)
 
 
 def status_command(args: argparse.Namespace, out: TextIO) -> int:

@@ -36,6 +36,8 @@ def simulate_command(args: argparse.Namespace) -> int:
         access_secret=DEFAULT_ACCESS_SECRET,
         token_ttl_s=args.token_ttl,
         rate_limit_rps=args.rate_limit,
+        listing_fields=args.listing_fields,
+        revoke_on_grant=not args.keep_tokens_on_grant,
     )
     cloud.faults.set_latency(args.latency_ms / 1000)
 

@@ -21,7 +21,7 @@ from ..check import CheckResult, check_devices, compare_results
 from ..events import FirmwareEvent, group_events
 from ..notify import Notifier, NotifyError
 from ..state import DeviceInfo, utcnow
-from ..tuya import TuyaClient
+from ..tuya import TuyaClient, TuyaError, TuyaFatalError
 from .store_sqlite import SqliteStore
 
 __all__ = ["NotifierOutcome", "RunReport", "run_cycle"]
@@ -51,11 +51,27 @@ class RunReport:
     duration_s: float = 0.0
     tuya_requests: int = 0
     interrupted: bool = False
+    listing_error: str | None = None
+
+    @property
+    def not_checked(self) -> list[CheckResult]:
+        """Devices the cloud gave no answer for (busy, unreachable, unreadable)."""
+        return [result for result in self.failed if not result.answered]
+
+    @property
+    def device_errors(self) -> list[CheckResult]:
+        """Devices that answered with a device-level error (offline, not in the project)."""
+        return [result for result in self.failed if result.answered]
 
     @property
     def ok(self) -> bool:
-        """Every device was checked and every notification delivered."""
-        return not self.failed and not self.interrupted and self.notification_failures == 0
+        """Every device answered (offline counts), the listing worked, news went out."""
+        return (
+            not self.not_checked
+            and self.listing_error is None
+            and not self.interrupted
+            and self.notification_failures == 0
+        )
 
     @property
     def notification_failures(self) -> int:
@@ -71,11 +87,15 @@ class RunReport:
             "failed": [
                 {
                     "device_id": result.device_id,
+                    "outcome": result.outcome,
                     "code": result.error.code if result.error else None,
                     "msg": result.error.msg if result.error else "",
                 }
                 for result in self.failed
             ],
+            "not_checked": len(self.not_checked),
+            "device_errors": len(self.device_errors),
+            "listing_error": self.listing_error,
             "events": [
                 {
                     key: value
@@ -107,12 +127,15 @@ class RunReport:
         sent = sum(outcome.sent for outcome in self.notifications.values())
         parts = [
             f"fwwatch run {self.run_id}: checked {self.checked} of {self.devices} devices",
-            f"{len(self.failed)} failed",
+            _count(len(self.device_errors), "device error"),
+            f"{len(self.not_checked)} not checked",
             _count(len(self.events), "new event"),
             _count(sent, "notification") + " sent",
         ]
         if self.notification_failures:
             parts.append(f"{self.notification_failures} notifications queued for retry")
+        if self.listing_error is not None:
+            parts.append("device listing failed")
         if self.interrupted:
             parts.append("interrupted")
         return ", ".join(parts) + f" ({self.tuya_requests} Tuya requests, {self.duration_s:.1f} s)"
@@ -154,17 +177,40 @@ async def run_cycle(
         # Listing pages (20 devices each on /v2.0) while earlier batches are being checked
         # hides the listing's latency behind the checks.
         batch: list[str] = []
+        seen: set[str] = set()
+
+        async def add(device_id: str) -> None:
+            nonlocal batch
+            seen.add(device_id)
+            report.devices += 1
+            batch.append(device_id)
+            if len(batch) >= batch_size:
+                await batches.put(batch)
+                batch = []
+
         try:
             if device_ids is not None:
                 source: AsyncIterator[str] = _iterate(device_ids)
             else:
                 source = _listed(client, infos)
-            async for device_id in source:
-                report.devices += 1
-                batch.append(device_id)
-                if len(batch) >= batch_size:
-                    await batches.put(batch)
-                    batch = []
+            try:
+                async for device_id in source:
+                    await add(device_id)
+            except TuyaFatalError:
+                raise
+            except TuyaError as exc:
+                # The listing gave out (after its retries): check the devices known from
+                # earlier runs all the same, and say the listing failed.
+                report.listing_error = str(exc)
+                known = [d for d in store.known_device_ids() if d not in seen]
+                logger.warning(
+                    "listing the devices failed (%s); checking the %d devices known from "
+                    "earlier runs",
+                    exc,
+                    len(known),
+                )
+                for device_id in known:
+                    await add(device_id)
             if batch:
                 await batches.put(batch)
         finally:

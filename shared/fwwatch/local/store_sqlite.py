@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS delivery (
     last_error   TEXT,
     PRIMARY KEY (outbox_id, notifier)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS learned_rate (
+    endpoint    TEXT NOT NULL,
+    access_id   TEXT NOT NULL,
+    rps         REAL NOT NULL,
+    learned_at  TEXT NOT NULL,
+    PRIMARY KEY (endpoint, access_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run (
     run_id      TEXT PRIMARY KEY,
     started_at  TEXT NOT NULL,
@@ -186,6 +193,34 @@ class SqliteStore:
             "ON CONFLICT(device_id, channel) DO UPDATE SET item=excluded.item",
             [(s.device_id, s.channel, json.dumps(s.to_item())) for s in states],
         )
+
+    # ------------------------------------------------------------------ learned rate
+
+    def learned_rate(self, endpoint: str, access_id: str) -> float | None:
+        """The rate limit an earlier run learned for this endpoint and Access ID, if any."""
+        row = self._db.execute(
+            "SELECT rps FROM learned_rate WHERE endpoint = ? AND access_id = ?",
+            (endpoint, access_id),
+        ).fetchone()
+        return float(row[0]) if row else None
+
+    def remember_rate(self, endpoint: str, access_id: str, rps: float, now: datetime) -> None:
+        """Keep the rate limit a run learned, for the next run to start at."""
+        self._db.execute(
+            "INSERT INTO learned_rate (endpoint, access_id, rps, learned_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(endpoint, access_id) DO UPDATE SET rps=excluded.rps, "
+            "learned_at=excluded.learned_at",
+            (endpoint, access_id, rps, now.isoformat()),
+        )
+
+    def forget_rates(self) -> int:
+        """Forget every learned rate limit; how many there were."""
+        return self._db.execute("DELETE FROM learned_rate").rowcount
+
+    def known_device_ids(self) -> list[str]:
+        """Every device an earlier run checked or tried to, in order."""
+        rows = self._db.execute("SELECT device_id FROM device_check ORDER BY device_id")
+        return [device_id for (device_id,) in rows]
 
     def last_checks(self) -> dict[str, tuple[str, bool, dict[str, Any] | None]]:
         """When each device was last checked, whether it worked, and its error."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fwwatch.simulator import codes
-from fwwatch.simulator.faults import Faults
+from fwwatch.simulator.faults import Faults, gzip_bomb
 from fwwatch.simulator.fleet import Fleet, FleetChannel, FleetDevice
 from fwwatch.simulator.signing import (
     canonical_url,
@@ -45,6 +45,8 @@ V13_SOURCE_TYPES = frozenset({"asset", "homeApp", "tuyaUser", "product"})
 FINISHED_STATUS = 3
 
 ErrorFields = Literal["code", "error_code"]
+#: How the /v2.0 listing spells its fields: Tuya has documented (and sent) both.
+ListingFields = Literal["camelCase", "snake_case"]
 JSON = "application/json"
 
 
@@ -61,6 +63,8 @@ class SimResponse:
     delay_s: float = 0.0
     content_type: str = JSON
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Seconds between the body's bytes when it is sent a byte at a time (0: all at once).
+    drip_interval_s: float = 0.0
 
 
 @dataclass
@@ -185,6 +189,7 @@ class SimulatedCloud:
         rate_limit_code: int = codes.CONCURRENT_OVER_LIMIT,
         revoke_on_grant: bool = True,
         error_fields: ErrorFields = "code",
+        listing_fields: ListingFields = "camelCase",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.fleet = fleet
@@ -195,6 +200,7 @@ class SimulatedCloud:
         self.rate_limit_code = rate_limit_code
         self.revoke_on_grant = revoke_on_grant
         self.error_fields: ErrorFields = error_fields
+        self.listing_fields: ListingFields = listing_fields
         self.clock = clock
         self.faults = Faults()
         # Re-entrant: admin helpers that take the lock also run inside handle().
@@ -204,6 +210,8 @@ class SimulatedCloud:
         self._access: dict[str, TokenPair] = {}
         self._refresh: dict[str, TokenPair] = {}
         self._revoke_after: int | None = None
+        self._revoke_every: int | None = None
+        self._business_accepted = 0
         self._windows: dict[str, deque[float]] = {}
         self._devices: dict[str, FleetDevice] = {d.device_id: d for d in fleet.devices}
         self._ids: list[str] = sorted(self._devices)
@@ -259,6 +267,13 @@ class SimulatedCloud:
                 extra,
             )
 
+        bomb = self.faults.take_bomb(path)
+        if bomb is not None:
+            stats.by_code["bomb"] += 1
+            return SimResponse(
+                200, gzip_bomb(bomb.inflated_bytes), delay, JSON, {"Content-Encoding": "gzip"}
+            )
+
         now = self.clock() + self.faults.clock_offset_s
         token_call = is_token_path(path)
         try:
@@ -268,17 +283,31 @@ class SimulatedCloud:
             self._rate_limit(route)
             if not token_call:
                 self._count_towards_revocation()
-                injected = self.faults.take_error(path)
-                if injected is not None:
-                    raise _Fail(injected.code, injected.msg)
+            injected = self.faults.take_error(path, token_call=token_call)
+            if injected is not None:
+                raise _Fail(injected.code, injected.msg)
             assert matched is not None
             result = self._dispatch(route, matched[1], query, now)
         except _Fail as fail:
             stats.by_code[str(fail.code)] += 1
             payload = self._error_body(fail.code, fail.msg, now)
-            return self._maybe_malform(path, SimResponse(200, payload, delay), error=True)
+            return self._shaped(path, SimResponse(200, payload, delay), error=True)
         stats.by_code["success"] += 1
-        return self._maybe_malform(path, SimResponse(200, self._ok_body(result, now), delay))
+        return self._shaped(path, SimResponse(200, self._ok_body(result, now), delay))
+
+    def _shaped(self, path: str, response: SimResponse, *, error: bool = False) -> SimResponse:
+        response = self._maybe_malform(path, response, error=error)
+        drip = self.faults.take_drip(path)
+        if drip is None:
+            return response
+        return SimResponse(
+            response.status,
+            response.body,
+            response.delay_s,
+            response.content_type,
+            response.headers,
+            drip_interval_s=drip.interval_s,
+        )
 
     def _authenticate(
         self,
@@ -339,6 +368,10 @@ class SimulatedCloud:
         window.append(now)
 
     def _count_towards_revocation(self) -> None:
+        self._business_accepted += 1
+        if self._revoke_every is not None and self._business_accepted % self._revoke_every == 0:
+            # This request was already authenticated and is answered; the next ones are not.
+            self._drop_all_tokens()
         if self._revoke_after is None:
             return
         self._revoke_after -= 1
@@ -494,6 +527,14 @@ class SimulatedCloud:
             else:
                 self._revoke_after = n
 
+    def revoke_tokens_every(self, n: int | None) -> None:
+        """Kill every token after each `n`-th accepted business request (None: stop)."""
+        if n is not None and n < 1:
+            raise ValueError("n must be >= 1")
+        with self._lock:
+            self._revoke_every = n
+            self._business_accepted = 0
+
     def expire_tokens(self) -> None:
         """Make every live access token expired (answered 1010 "token is expired")."""
         with self._lock:
@@ -598,25 +639,26 @@ class SimulatedCloud:
         cached = self._v2_cache.get(device_id)
         if cached is None:
             d = self._devices[device_id]
-            cached = _dumps(
-                {
-                    "id": d.device_id,
-                    "name": d.name,
-                    "customName": d.custom_name,
-                    "productId": d.product_id,
-                    "productName": d.product_name,
-                    "category": d.category,
-                    "isOnline": d.online,
-                    "sub": d.sub,
-                    "model": d.model,
-                    "ip": d.ip,
-                    "timeZone": d.time_zone,
-                    "uuid": _uuid_for(d.device_id),
-                    "activeTime": d.active_time,
-                    "createTime": d.create_time,
-                    "updateTime": d.update_time,
-                }
-            )
+            item = {
+                "id": d.device_id,
+                "name": d.name,
+                "customName": d.custom_name,
+                "productId": d.product_id,
+                "productName": d.product_name,
+                "category": d.category,
+                "isOnline": d.online,
+                "sub": d.sub,
+                "model": d.model,
+                "ip": d.ip,
+                "timeZone": d.time_zone,
+                "uuid": _uuid_for(d.device_id),
+                "activeTime": d.active_time,
+                "createTime": d.create_time,
+                "updateTime": d.update_time,
+            }
+            if self.listing_fields == "snake_case":
+                item = {_snake(key): value for key, value in item.items()}
+            cached = _dumps(item)
             self._v2_cache[device_id] = cached
         return cached
 
@@ -732,6 +774,14 @@ class SimulatedCloud:
             self._device(device_id).online = online
             self._touch(device_id)
 
+    def set_listing_fields(self, spelling: ListingFields) -> None:
+        """Spell the /v2.0 listing's fields in camelCase (2024 docs) or snake_case (2023)."""
+        if spelling not in ("camelCase", "snake_case"):
+            raise ValueError("listing fields are camelCase or snake_case")
+        with self._lock:
+            self.listing_fields = spelling
+            self._v2_cache.clear()
+
     def set_rate_limit(self, rps: float | None, code: int | None = None) -> None:
         """Limit each API to `rps` requests per sliding second (None: no limit)."""
         if rps is not None and rps <= 0:
@@ -750,6 +800,10 @@ class SimulatedCloud:
     def reset_stats(self) -> None:
         """Set every stats counter back to zero."""
         self.stats.reset()
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
 
 
 def _dumps(value: Any) -> bytes:

@@ -19,7 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fwwatch.simulator.cloud import SimulatedCloud, UnknownDeviceError
-from fwwatch.simulator.faults import MalformedKind
+from fwwatch.simulator.faults import CallKind, MalformedKind
 
 _JSON_TYPE = "application/json;charset=UTF-8"
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,16 +53,33 @@ class _DeviceError(_Body):
 
 class _ErrorFault(_Body):
     code: int
-    count: int = Field(default=1, ge=1)
+    count: int | None = Field(default=1, ge=1)
     path_contains: str | None = None
     msg: str | None = None
+    every: int = Field(default=1, ge=1)
+    for_s: float | None = Field(default=None, gt=0)
+    calls: CallKind = "business"
 
 
 class _HttpFault(_Body):
     status: int = Field(ge=100, le=599)
-    count: int = Field(default=1, ge=1)
+    count: int | None = Field(default=1, ge=1)
     path_contains: str | None = None
     retry_after: float | str | None = None
+    every: int = Field(default=1, ge=1)
+    for_s: float | None = Field(default=None, gt=0)
+
+
+class _DripFault(_Body):
+    interval_s: float = Field(default=0.1, gt=0)
+    count: int = Field(default=1, ge=1)
+    path_contains: str | None = None
+
+
+class _BombFault(_Body):
+    inflated_bytes: int = Field(default=2**30, ge=1024, le=8 * 2**30)
+    count: int = Field(default=1, ge=1)
+    path_contains: str | None = None
 
 
 class _MalformedFault(_Body):
@@ -88,9 +105,13 @@ class _FaultsRequest(_Body):
     http_status: _HttpFault | None = None
     malformed: _MalformedFault | None = None
     hang: _HangFault | None = None
+    drip: _DripFault | None = None
+    bomb: _BombFault | None = None
     revoke_tokens: bool = False
     expire_tokens: bool = False
     revoke_tokens_after: int | None = Field(default=None, ge=0)
+    revoke_tokens_every: int | None = Field(default=None, ge=1)
+    listing_fields: Literal["camelCase", "snake_case"] | None = None
     # null means "no limit", so whether the key was sent is read from model_fields_set.
     rate_limit_rps: float | None = Field(default=None, gt=0)
     rate_limit_code: int | None = None
@@ -210,7 +231,24 @@ class SimulatorServer:
             _JSON_TYPE if answer.content_type == "application/json" else answer.content_type
         )
         headers = {"Content-Type": content_type, **answer.headers}
+        if answer.drip_interval_s > 0:
+            return await self._drip(request, answer.status, headers, answer)
         return web.Response(status=answer.status, body=answer.body, headers=headers)
+
+    @staticmethod
+    async def _drip(
+        request: web.Request, status: int, headers: dict[str, str], answer: Any
+    ) -> web.StreamResponse:
+        # A byte at a time: every read gets data well within a read timeout, and the whole
+        # answer takes len(body) * interval seconds.
+        stream = web.StreamResponse(status=status, headers=headers)
+        stream.content_length = len(answer.body)
+        await stream.prepare(request)
+        for index in range(len(answer.body)):
+            await stream.write(answer.body[index : index + 1])
+            await asyncio.sleep(answer.drip_interval_s)
+        await stream.write_eof()
+        return stream
 
     async def _releases(self, request: web.Request) -> web.Response:
         b = await _parse(request, _Release)
@@ -250,6 +288,7 @@ class SimulatorServer:
             "rate_limit_rps": cloud.rate_limit_rps,
             "rate_limit_code": cloud.rate_limit_code,
             "error_fields": cloud.error_fields,
+            "listing_fields": cloud.listing_fields,
             "live_tokens": len(cloud.live_tokens()),
         }
 
@@ -271,10 +310,28 @@ class SimulatorServer:
                 faults.clock_offset_s = b.clock_offset_s
             if b.error is not None:
                 e = b.error
-                faults.inject_error(e.code, e.count, e.path_contains, e.msg)
+                faults.inject_error(
+                    e.code,
+                    e.count,
+                    e.path_contains,
+                    e.msg,
+                    every=e.every,
+                    for_s=e.for_s,
+                    calls=e.calls,
+                )
             if b.http_status is not None:
                 h = b.http_status
-                faults.inject_http_status(h.status, h.count, h.path_contains, h.retry_after)
+                faults.inject_http_status(
+                    h.status, h.count, h.path_contains, h.retry_after, every=h.every, for_s=h.for_s
+                )
+            if b.drip is not None:
+                faults.inject_drip(b.drip.interval_s, b.drip.count, b.drip.path_contains)
+            if b.bomb is not None:
+                faults.inject_bomb(b.bomb.inflated_bytes, b.bomb.count, b.bomb.path_contains)
+            if "revoke_tokens_every" in b.model_fields_set:
+                cloud.revoke_tokens_every(b.revoke_tokens_every)
+            if b.listing_fields is not None:
+                cloud.set_listing_fields(b.listing_fields)
             if b.malformed is not None:
                 faults.inject_malformed(
                     b.malformed.count, b.malformed.kind, b.malformed.path_contains
