@@ -11,9 +11,11 @@ parametrisation asks for:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,3 +65,21 @@ def _close_pipelines() -> Iterator[None]:
     harness = sys.modules.get("tests.integration.pipeline_harness")
     if harness is not None:
         harness.close_all()
+
+
+def point_cli_at(
+    simulator: RunningSimulator, monkeypatch: pytest.MonkeyPatch, workdir: Path
+) -> None:
+    """Set up the environment so that ``fwwatch`` commands talk to ``simulator``.
+
+    Every fwwatch, Tuya and notifier variable of the real environment is removed, the
+    working directory is ``workdir`` (no stray .env file) and the state lives there.
+    """
+    for name in list(os.environ):
+        if name.startswith(("TUYA_", "SMTP_", "SLACK_", "FWWATCH_", "NOTIFY_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("TUYA_ENDPOINT", simulator.url)
+    monkeypatch.setenv("TUYA_ACCESS_ID", simulator.access_id)
+    monkeypatch.setenv("TUYA_ACCESS_SECRET", simulator.access_secret)
+    monkeypatch.setenv("FWWATCH_STATE", str(workdir / "state.sqlite3"))

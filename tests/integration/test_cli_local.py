@@ -16,6 +16,7 @@ import pytest
 
 from fwwatch.cli import main
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
+from tests.integration.conftest import point_cli_at
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +42,7 @@ def fleet() -> Fleet:
 @pytest.fixture
 def env(make_simulator: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     simulator = make_simulator(fleet=fleet())
-    for name in list(os.environ):
-        if name.startswith(("TUYA_", "SMTP_", "SLACK_", "FWWATCH_", "NOTIFY_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env file
-    monkeypatch.setenv("TUYA_ENDPOINT", simulator.url)
-    monkeypatch.setenv("TUYA_ACCESS_ID", simulator.access_id)
-    monkeypatch.setenv("TUYA_ACCESS_SECRET", simulator.access_secret)
-    monkeypatch.setenv("FWWATCH_STATE", str(tmp_path / "state.sqlite3"))
+    point_cli_at(simulator, monkeypatch, tmp_path)
     return simulator
 
 
