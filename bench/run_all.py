@@ -16,7 +16,14 @@ from pathlib import Path
 from _common import machine
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["throughput_vs_sdk", "rate_ceiling", "aws_requests", "cold_start", "local_scale"]
+BENCHMARKS = [
+    "throughput_vs_sdk",
+    "check_process",
+    "rate_ceiling",
+    "aws_requests",
+    "cold_start",
+    "local_scale",
+]
 
 
 def main() -> int:

@@ -82,3 +82,64 @@ async def test_a_revoked_shared_token_is_renewed_once_for_both(
     assert all(result.ok for batch in results for result in batch)
     assert stats["grants"] <= 3
     assert stats["by_code"].get("1010", 0) <= 16  # only the calls in flight when it died
+
+
+async def test_a_failing_grant_is_tried_once_per_step_by_all_containers(
+    make_simulator: Callable[..., Any], control_table: tuple[Any, str]
+) -> None:
+    # Given a token grant that answers 503 for longer than any call's budget, and three
+    # containers that each check 40 devices at once
+    fleet = generate_fleet(120, seed=11, offline_ratio=0)
+    sim = make_simulator(fleet=fleet)
+    sim.cloud.faults.inject_http_status(503, count=None, path_contains="/v1.0/token", for_s=60)
+    ids = [device.device_id for device in fleet.devices]
+    policy = RetryPolicy(attempts=4, budget_s=30, base_s=0.01, cap_s=0.05)
+    settings = TuyaSettings(
+        access_id=sim.access_id, access_secret=sim.access_secret, endpoint=sim.url, qps=500
+    )
+
+    def make() -> TuyaClient:
+        store = DynamoTokenStore(*control_table, poll_s=0.05)
+        return TuyaClient(settings, token_store=store, retry=policy)
+
+    # When they all need a token at the same moment
+    async with make() as one, make() as two, make() as three:
+        results = await asyncio.gather(
+            *(
+                check_devices(client, ids[start : start + 40], concurrency=16)
+                for client, start in ((one, 0), (two, 40), (three, 80))
+            )
+        )
+    # Then every device is reported not checked with the grant's cause, and the grant was
+    # asked for a few times in all: one attempt per shared step, not one per call or container
+    outcomes = [result for batch in results for result in batch]
+    assert all(not r.ok and not r.answered for r in outcomes)
+    assert all("no access token" in str(r.error) for r in outcomes)
+    grants = sim.cloud.stats.snapshot()["by_api"]["GET /v1.0/token"]
+    assert grants <= 3 * (policy.attempts + 1)
+    # And the failure is written where the next container sees it
+    item = control_table[0].get_item(TableName=control_table[1], Key={"pk": {"S": "tuya-token"}})
+    assert "HTTP 503" in item["Item"]["renew_error"]["S"]
+
+
+def test_the_learned_rate_limit_is_kept_in_the_control_table(
+    control_table: tuple[Any, str],
+) -> None:
+    from fwwatch.aws.rate_dynamodb import DynamoRateMemory
+
+    def memory() -> DynamoRateMemory:
+        return DynamoRateMemory(
+            *control_table, endpoint="https://openapi.tuyaeu.com", access_id="id", share="checker"
+        )
+
+    # Given nothing learned yet
+    first = memory()
+    assert first.load() is None
+    # When a run learns 19.5/s, it is written once; a change under 2 % is not written again
+    assert first.save(19.5) is True
+    assert first.save(19.6) is False
+    # Then a new container starts from it
+    assert memory().load() == 19.5
+    items = control_table[0].scan(TableName=control_table[1])["Items"]
+    assert [item["pk"]["S"].split("#")[0] for item in items] == ["rate"]
+    assert "id" not in items[0]["pk"]["S"].split("#")[1]  # the Access ID is hashed

@@ -142,6 +142,45 @@ TUYA_ROWS = [
     ),
     Row("unknown statuses, both response shapes", _unknown_statuses, lambda sim: None),
     Row(
+        "the first 6 requests of any kind answer 503, the grant included",
+        lambda sim: sim.cloud.faults.inject_http_status(503, count=6),
+    ),
+    Row(
+        "the grant throttled (1199) 4 times",
+        lambda sim: sim.cloud.faults.inject_error(1199, count=4, calls="token"),
+    ),
+    Row(
+        "the listing answers 500 4 times",
+        lambda sim: sim.cloud.faults.inject_http_status(
+            500, count=4, path_contains="/v2.0/cloud/thing/device"
+        ),
+    ),
+    Row(
+        "tokens revoked every 13th request",
+        lambda sim: sim.cloud.revoke_tokens_every(13),
+        lambda sim: sim.cloud.revoke_tokens_every(None),
+    ),
+    Row(
+        "1199 every 9th request, 502 every 17th",
+        lambda sim: (
+            sim.cloud.faults.inject_error(1199, count=None, every=9, for_s=600, calls="any"),
+            sim.cloud.faults.inject_http_status(502, count=None, every=17, for_s=600),
+        ),
+    ),
+    Row(
+        "a slow-drip answer",
+        lambda sim: sim.cloud.faults.inject_drip(0.05, count=1, path_contains="firmware"),
+    ),
+    Row(
+        "a decompression bomb (256 MiB)",
+        lambda sim: sim.cloud.faults.inject_bomb(2**28, count=1, path_contains="firmware"),
+    ),
+    Row(
+        "the listing in snake_case",
+        lambda sim: sim.cloud.set_listing_fields("snake_case"),
+        lambda sim: sim.cloud.set_listing_fields("camelCase"),
+    ),
+    Row(
         "device errors 2001, 1106, 2010",
         lambda sim: (
             _device_errors(sim, 2001, PLUGS[:2]),
@@ -234,6 +273,22 @@ async def test_local_mode_stops_fast_on_a_fatal_answer(
             await local_cycle(sim, store, [Recorder()])
         assert store.load_all() == before  # no device marked as changed
     assert sim.cloud.stats.snapshot()["requests"] <= 2  # the listing and the token: no storm
+
+
+async def test_local_mode_stops_fast_when_the_grant_is_refused_with_1106(
+    make_simulator: Callable[..., Any], tmp_path: Path
+) -> None:
+    sim = make_simulator(fleet=fleet())
+    with SqliteStore(tmp_path / "state.sqlite3") as store:
+        await local_cycle(sim, store, [Recorder()])
+        before = store.load_all()
+        sim.cloud.revoke_tokens()
+        sim.cloud.stats.reset()
+        sim.cloud.faults.inject_error(1106, count=None, calls="token", for_s=60)
+        with pytest.raises(TuyaFatalError, match="refuses this project a token"):
+            await local_cycle(sim, store, [Recorder()])
+        assert store.load_all() == before
+    assert sim.cloud.stats.snapshot()["by_api"] == {"GET /v1.0/token": 1}
 
 
 @pytest.fixture
@@ -368,6 +423,25 @@ def test_aws_mode_stops_fast_on_a_fatal_answer(
     stopped = [line for line in logged if line.startswith("stopped: ")]
     assert stopped
     assert all(words in line for line in stopped)
+
+
+def test_aws_mode_stops_fast_when_the_grant_is_refused_with_1106(
+    aws: tuple[Any, Pipeline],
+) -> None:
+    sim, pipeline = aws
+    aws_cycle(pipeline)
+    # Given the shared token revoked, and the project now refused any token (1106)
+    sim.cloud.revoke_tokens()
+    sim.cloud.stats.reset()
+    sim.cloud.faults.inject_error(1106, count=None, calls="token", for_s=60)
+    # When the scheduler lists the devices, its token is rejected and the grant refused
+    with pytest.raises(TuyaFatalError, match="refuses this project a token"):
+        pipeline.schedule()
+    # Then the run stops there: one listing call, one grant, nothing else
+    assert sim.cloud.stats.snapshot()["by_api"] == {
+        "GET /v2.0/cloud/thing/device": 1,
+        "GET /v1.0/token": 1,
+    }
 
 
 def _failing(client: Any, operation: str, code: str, times: int) -> list[int]:
@@ -541,3 +615,26 @@ async def test_local_mode_after_a_crash_between_storing_and_notifying(
         await local_cycle(sim, store, [recorder])
         await local_cycle(sim, store, [recorder])
     assert recorder.plugs_told() == PLUGS
+
+
+def test_aws_mode_keeps_the_rate_limit_it_learned_for_the_next_containers(
+    aws: tuple[Any, Pipeline],
+) -> None:
+    # Given a cloud that allows 10 requests a second, unannounced
+    sim, pipeline = aws
+    sim.cloud.set_rate_limit(10)
+    # When a run meets the limit
+    aws_cycle(pipeline)
+    # Then the limit the checker learned is in the control table, under its share
+    dynamodb = pipeline.stack.client("dynamodb")
+    items = dynamodb.scan(TableName=pipeline.stack.table_name("ControlTable"))["Items"]
+    rates = {i["pk"]["S"].rsplit("#", 1)[1]: float(i["rps"]["N"]) for i in items if "rps" in i}
+    share = f"checker-of-{pipeline.checker.settings.checker_max_concurrency}"
+    assert 5 <= rates[share] <= 12
+    # And a new container starts just under it instead of slow-starting
+    pipeline.checker.rates = None
+    client = pipeline.checker.tuya_client()
+    asyncio.run(client.aclose())
+    assert client.limiter.rate == pytest.approx(
+        min(rates[share] * 0.95, client.limiter.ceiling), rel=0.01
+    )

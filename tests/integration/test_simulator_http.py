@@ -338,3 +338,44 @@ def test_running_simulator_stops_listening_when_the_block_ends() -> None:
     # Then nothing answers on its port any more
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/_sim/stats")
+
+
+def test_the_admin_api_sets_up_a_bad_day(simulator: RunningSimulator) -> None:
+    # Given a bad day asked for over the admin API
+    answer = admin(
+        simulator,
+        "faults",
+        {
+            "error": {"code": 1199, "count": None, "every": 2, "for_s": 60, "calls": "any"},
+            "http_status": {"status": 502, "count": None, "every": 5, "for_s": 60},
+            "drip": {"interval_s": 0.01, "path_contains": "nowhere"},
+            "bomb": {"inflated_bytes": 2**20, "path_contains": "nowhere"},
+            "revoke_tokens_every": 13,
+            "listing_fields": "snake_case",
+        },
+    )
+    # Then it is in force, and reported back
+    state = answer.json()
+    assert answer.status_code == 200
+    assert state["errors"][0]["every"] == 2
+    assert state["http_statuses"][0]["every"] == 5
+    assert (len(state["drips"]), len(state["bombs"])) == (1, 1)
+    assert state["listing_fields"] == "snake_case"
+    token = get_token(simulator)  # the first call the 1199 counts: not hit
+    codes = [firmware(simulator, token, KITCHEN).get("code") for _ in range(3)]
+    assert codes == [1199, None, 1199]  # every second call, token calls included
+
+
+def test_a_slow_drip_answer_arrives_a_byte_at_a_time(simulator: RunningSimulator) -> None:
+    # Given the next firmware answer sent a byte every 5 ms
+    token = get_token(simulator)
+    simulator.cloud.faults.inject_drip(0.005, path_contains="firmware")
+    path = f"/v2.0/cloud/thing/{KITCHEN}/firmware"
+    # When it is read as a stream
+    with httpx.stream(
+        "GET", simulator.url + path, headers=signed(simulator, path, token=token)
+    ) as r:
+        chunks = list(r.iter_raw())
+    # Then it came in many small pieces, and whole
+    assert len(chunks) > 20
+    assert httpx.Response(200, content=b"".join(chunks)).json()["success"] is True

@@ -101,15 +101,15 @@ def test_a_run_with_nothing_learned_starts_at_a_quarter_of_the_ceiling_and_at_le
     assert slow_start_rate(20) == 10
 
 
-def test_slow_start_doubles_the_rate_about_every_second_of_successes() -> None:
+def test_slow_start_doubles_the_rate_about_every_half_second_of_successes() -> None:
     # Given a limiter in slow start at 10/s
     clock = Clock()
     limiter = AdaptiveRateLimiter(1000, clock=clock)
     limiter.rate = 10.0
-    # When a second's worth of requests (10) go through
-    for _ in range(10):
+    # When half a second's worth of requests (5) go through
+    for _ in range(5):
         limiter.on_success()
-    # Then the rate has about doubled (each success adds ln 2)
+    # Then the rate has about doubled (each success adds 2 ln 2)
     assert limiter.rate == pytest.approx(16.9, abs=0.1)
 
 

@@ -1163,3 +1163,83 @@ def test_resetting_stats_zeroes_every_counter(driver: Driver) -> None:
         "by_api": {},
         "by_code": {},
     }
+
+
+# --------------------------------------------------------------------------- bad days
+
+
+def test_an_error_every_nth_call_hits_only_those(driver: Driver) -> None:
+    # Given 1199 on every third business call, for a minute
+    driver.cloud.faults.inject_error(1199, count=None, every=3, for_s=60)
+    # When six calls are made, then the third and the sixth are refused
+    codes = [driver.firmware(KITCHEN).get("code") for _ in range(6)]
+    assert codes == [None, None, 1199, None, None, 1199]
+
+
+def test_a_timed_outage_ends_by_itself() -> None:
+    import time
+
+    cloud, drv, _ = make()
+    cloud.faults.inject_http_status(503, count=None, for_s=0.2)
+    assert drv.raw("/v1.0/token", {"grant_type": "1"}).status == 503
+    time.sleep(0.25)
+    assert drv.raw("/v1.0/token", {"grant_type": "1"}).status == 200
+
+
+def test_an_unlimited_injection_needs_an_end() -> None:
+    cloud, _, _ = make()
+    with pytest.raises(ValueError, match="needs for_s"):
+        cloud.faults.inject_http_status(503, count=None)
+
+
+@pytest.mark.parametrize(
+    ("calls", "grant_code", "firmware_code"),
+    [("token", 1106, None), ("business", None, 1106), ("any", 1106, 1106)],
+)
+def test_a_tuya_code_can_answer_token_calls_business_calls_or_both(
+    calls: str, grant_code: int | None, firmware_code: int | None
+) -> None:
+    cloud, drv, _ = make()
+    drv.grant()
+    cloud.faults.inject_error(1106, count=None, calls=calls, for_s=60)  # type: ignore[arg-type]
+    grant = drv.call("/v1.0/token", {"grant_type": "1"})
+    if grant.get("success"):
+        drv.token = grant["result"]["access_token"]
+    firmware = drv.firmware(KITCHEN)
+    assert (grant.get("code"), firmware.get("code")) == (grant_code, firmware_code)
+
+
+def test_tokens_are_revoked_every_nth_business_call(driver: Driver) -> None:
+    # Given revocation after every second business call
+    driver.cloud.revoke_tokens_every(2)
+    answers = []
+    for _ in range(3):
+        answers += [driver.firmware(KITCHEN).get("code") for _ in range(3)]
+        driver.grant()
+    # Then two calls go through per token, the third finds it dead, every time
+    assert answers == [None, None, 1010] * 3
+
+
+def test_the_listing_can_be_spelled_in_snake_case(driver: Driver) -> None:
+    driver.cloud.set_listing_fields("snake_case")
+    item = driver.call("/v2.0/cloud/thing/device", {"page_size": "1"})["result"][0]
+    assert {"is_online", "custom_name", "product_id", "product_name"} <= set(item)
+    assert not {"isOnline", "customName", "productId"} & set(item)
+
+
+def test_a_decompression_bomb_is_a_small_gzip_body_of_a_huge_answer(driver: Driver) -> None:
+    import zlib
+
+    driver.cloud.faults.inject_bomb(64 * 2**20, path_contains="firmware")
+    answer = driver.raw(FIRMWARE.format(KITCHEN))
+    assert answer.headers["Content-Encoding"] == "gzip"
+    assert len(answer.body) < 2**20
+    inflated = zlib.decompressobj(31).decompress(answer.body, 64)
+    assert inflated.startswith(b'{"success":true')
+    assert json.loads(driver.raw(FIRMWARE.format(KITCHEN)).body)["success"]  # used up
+
+
+def test_a_drip_marks_only_the_next_matching_answer(driver: Driver) -> None:
+    driver.cloud.faults.inject_drip(0.5, path_contains="firmware")
+    assert driver.raw(FIRMWARE.format(KITCHEN)).drip_interval_s == 0.5
+    assert driver.raw(FIRMWARE.format(KITCHEN)).drip_interval_s == 0.0

@@ -92,6 +92,7 @@ class _TuyaUser:
         self._endpoint = settings.tuya_endpoint
         self._secret_name = settings.tuya_secret_name
         self._qps = qps
+        self._retry = (settings.tuya_retry_attempts, settings.tuya_retry_budget_s)
         self._dynamodb = dynamodb
         self._control_table = settings.control_table
         self._rate_share = rate_share
@@ -102,7 +103,11 @@ class _TuyaUser:
 
     def tuya_settings(self) -> TuyaSettings:
         return tuya_settings_from_secret(
-            self._read_secret(self._secret_name), endpoint=self._endpoint, qps=self._qps
+            self._read_secret(self._secret_name),
+            endpoint=self._endpoint,
+            qps=self._qps,
+            retry_attempts=self._retry[0],
+            retry_budget_s=self._retry[1],
         )
 
     def tuya_client(self) -> TuyaClient:

@@ -39,6 +39,8 @@ class TuyaAccessSettings(_Base):
     tuya_endpoint: str
     tuya_secret_name: str = Field(min_length=1)
     tuya_qps: float = Field(default=20.0, gt=0)
+    tuya_retry_attempts: int = Field(default=8, ge=1, le=50)
+    tuya_retry_budget_s: float = Field(default=30.0, gt=0, le=600)
     control_table: str = Field(min_length=1)
 
 
@@ -101,7 +103,13 @@ def load[T: _Base](model: type[T], environ: dict[str, str] | None = None) -> T:
 
 
 def tuya_settings_from_secret(
-    secret: Any, *, endpoint: str, qps: float, max_connections: int = 16
+    secret: Any,
+    *,
+    endpoint: str,
+    qps: float,
+    max_connections: int = 16,
+    retry_attempts: int = 8,
+    retry_budget_s: float = 30.0,
 ) -> TuyaSettings:
     """Tuya settings from the secret's JSON value ``{"access_id", "access_secret"}``."""
     if (
@@ -120,4 +128,6 @@ def tuya_settings_from_secret(
         endpoint=endpoint,
         qps=qps,
         max_connections=max_connections,
+        retry_attempts=retry_attempts,
+        retry_budget_s=retry_budget_s,
     )

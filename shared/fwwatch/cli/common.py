@@ -37,7 +37,7 @@ configuration (environment variables, or a .env file in the current directory):
                         lower and finds the cloud's real limit, kept for the next run
   TUYA_MAX_CONNECTIONS  requests in flight (default: from TUYA_QPS, 16 to 256)
   TUYA_TIMEOUT_S        seconds for one whole answer, connect to last byte (default 10)
-  TUYA_RETRY_ATTEMPTS   tries per call before a device is "not checked" (default 6)
+  TUYA_RETRY_ATTEMPTS   tries per call before a device is "not checked" (default 8)
   TUYA_RETRY_BUDGET_S   seconds per call for its retries (default 30)
   TUYA_MAX_ANSWER_BYTES cap on an answer's decoded size (default 8 MiB)
   TUYA_DEVICE_LISTING   how to list devices: thing (default) or iot-03

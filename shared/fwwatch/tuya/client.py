@@ -423,6 +423,9 @@ class TuyaClient:
     # ------------------------------------------------------------------ tokens
 
     async def _usable_token(self, budget: CallBudget) -> Token:
+        # A call that starts while the token is being renewed waits for the new one rather
+        # than spend a request on the token that was just rejected.
+        await self._gate.settled(budget)
         token = await self._tokens.load()
         if self._fatal is not None:
             raise self._fatal

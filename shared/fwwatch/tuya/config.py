@@ -120,7 +120,7 @@ class TuyaSettings(BaseSettings):
         description="Seconds for one whole answer, connect to last byte.",
     )
     retry_attempts: int = Field(
-        default=6, ge=1, le=50, description="Tries per call before it fails as transient."
+        default=8, ge=1, le=50, description="Tries per call before it fails as transient."
     )
     retry_budget_s: float = Field(
         default=30.0, gt=0, le=3600, description="Seconds per call for its retries."

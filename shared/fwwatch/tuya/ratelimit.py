@@ -5,7 +5,7 @@ one-second window never sees more than ``rate``).
 
 - **Slow start.** A run against a limit nobody knows starts at a quarter of the ceiling (never
   below 10/s, the lowest limit Tuya documents for device reads) and doubles its rate about
-  once a second while every request goes through, up to the ceiling.
+  every half second while requests go through, up to the ceiling.
 - **Throttled.** The first "too many requests" ends the slow start: the rate drops to just
   under what the server accepted in the last second (once per window, however many requests
   were rejected together). That accepted rate is the estimate of the server's limit.
@@ -29,6 +29,8 @@ __all__ = ["AdaptiveRateLimiter", "full_jitter_backoff", "slow_start_rate"]
 
 #: The lowest per-API limit Tuya documents for device reads, in requests per second.
 SAFE_START_RPS = 10.0
+#: What each success adds to the rate in slow start: r successes a second double r in 0.5 s.
+SLOW_START_STEP = 2 * math.log(2)
 
 
 def slow_start_rate(ceiling: float) -> float:
@@ -141,9 +143,10 @@ class AdaptiveRateLimiter:
         if self.rate >= self.ceiling:
             return
         if self._slow_start:
-            # r successes a second, each adding ln 2: the rate doubles about every second,
-            # slowly enough for a server's one-second window to say "too many" in time.
-            self.rate = min(self.ceiling, self.rate + math.log(2))
+            # r successes a second, each adding 2 ln 2: the rate doubles about every half
+            # second, slowly enough for a server's one-second window to say "too many" while
+            # the overshoot is a request or two.
+            self.rate = min(self.ceiling, self.rate + SLOW_START_STEP)
             return
         # Each success adds 0.02/s, so the rate grows about 2 % per second (r successes a
         # second, each +0.02), ten times slower near the server's estimated limit.

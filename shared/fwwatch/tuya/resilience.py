@@ -40,7 +40,7 @@ FRESH_TOKEN_S = 60.0
 class RetryPolicy:
     """Retries of one call: at most ``attempts`` tries within ``budget_s`` seconds."""
 
-    attempts: int = 6
+    attempts: int = 8
     budget_s: float = 30.0
     base_s: float = 0.25
     cap_s: float = 8.0
@@ -229,6 +229,19 @@ class TokenGate:
             token = await self._attempt(stale, renew)
             if token is not None:
                 return token
+
+    async def settled(self, budget: CallBudget) -> None:
+        """Wait for a renewal under way, if any; its failure is the call's failure too."""
+        inflight = self._inflight
+        if inflight is None:
+            return
+        try:
+            await asyncio.shield(inflight)
+        except TuyaFatalError:
+            raise
+        except TuyaError:
+            if not budget.count_failure():
+                raise self._give_up(budget) from None
 
     def rejected(self, token: Token) -> None:
         """The current token was refused: count it when it was fresh, slow grants if so."""
