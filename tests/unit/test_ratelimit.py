@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from fwwatch.tuya.ratelimit import AdaptiveRateLimiter, full_jitter_backoff, slow_start_rate
@@ -154,3 +156,36 @@ def test_a_limit_passed_without_throttling_is_learned_higher() -> None:
     limiter.rate = 25.0
     limiter.on_success()
     assert limiter.learned_limit == pytest.approx(25.002)
+
+
+async def test_calls_already_waiting_go_at_the_new_rate_after_a_cut() -> None:
+    # Given 20 calls waiting for their slots at 100/s
+    limiter = AdaptiveRateLimiter(100, slow_start=False)
+    started = asyncio.get_running_loop().time()
+    times: list[float] = []
+
+    async def call() -> None:
+        await limiter.acquire()
+        times.append(asyncio.get_running_loop().time() - started)
+
+    tasks = [asyncio.create_task(call()) for _ in range(20)]
+    await asyncio.sleep(0.03)
+    # When the server throttles (a burst of errors: the rate drops by a fifth, to 80/s, and
+    # a second-long window of at most 85 starts applies)
+    limiter.on_throttled()
+    limiter.rate = 5.0  # as if the server had accepted 5 a second: slots 0.2 s apart
+    await asyncio.gather(*tasks)
+    # Then the calls that were waiting did not go at the old pace: they were booked again
+    late = [t for t in times if t > 0.05]
+    assert len(late) >= 10
+    assert late[-1] - late[0] > 0.5
+
+
+def test_once_a_limit_is_known_no_second_holds_more_than_the_limit() -> None:
+    clock = Clock()
+    limiter = AdaptiveRateLimiter(40, known_limit=10, clock=clock)
+    # Ten starts in the same instant, as after a burst: the eleventh waits for the window
+    for _ in range(10):
+        limiter._take(clock.now)
+    limiter._next_slot = clock.now  # even spacing alone would let it go now
+    assert limiter._slot_from(clock.now) >= clock.now + 0.99

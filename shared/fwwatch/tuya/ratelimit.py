@@ -10,7 +10,10 @@ one-second window never sees more than ``rate``).
   under what the server accepted in the last second (once per window, however many requests
   were rejected together). That accepted rate is the estimate of the server's limit.
 - **Near the limit** the rate creeps up slowly, ten times slower within 5 % of the estimate,
-  so the client settles just under the server's real limit.
+  so the client settles just under the server's real limit. Once a limit is known, no more
+  than ``rate / 0.95`` requests start in any sliding second: right after a cut, the server's
+  window still holds the fast requests of the slow start, and even spacing alone would have
+  them rejected until they age out.
 - **Learned.** :attr:`AdaptiveRateLimiter.learned_limit` is the estimate a run ends with; given
   back as ``known_limit`` the next run starts just under it, with no slow start and almost no
   rejections.
@@ -83,8 +86,9 @@ class AdaptiveRateLimiter:
             self.rate = ceiling
             self._slow_start = False
         self._highest = self.rate
-        self._lock = asyncio.Lock()
         self._recent_ok: deque[float] = deque()
+        self._sent: deque[float] = deque()  # start times within the last second
+        self._cuts = 0
         self.throttle_events = 0
 
     @property
@@ -100,14 +104,53 @@ class AdaptiveRateLimiter:
         return max(self._throttled_at, self._highest)
 
     async def acquire(self) -> None:
-        """Wait for this call's slot."""
-        async with self._lock:
+        """Wait for this call's slot.
+
+        Slots are booked at most a moment ahead: a call whose slot would be further away
+        waits and looks again, so that a rise of the rate (slow start) applies to calls
+        already waiting. A slot booked before a cut is booked again at the new rate: the
+        calls already waiting would otherwise go out at the old pace, into the server's "no".
+        """
+        while True:
             now = self._clock()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + 1.0 / self.rate
-        delay = slot - now
-        if delay > 0:
-            await asyncio.sleep(delay)
+            slot = self._slot_from(now)
+            horizon = max(0.1, 2.0 / self.rate)
+            if slot - now > horizon:
+                await asyncio.sleep(horizon)
+                continue
+            self._take(slot)
+            booked_in = self._cuts
+            if slot <= now:
+                return
+            await asyncio.sleep(slot - now)
+            if booked_in == self._cuts:
+                return
+
+    def _slot_from(self, now: float) -> float:
+        slot = max(now, self._next_slot)
+        if self._throttled_at is not None:
+            slot = self._within_window(slot)
+        return slot
+
+    def _take(self, slot: float) -> None:
+        self._log_start(slot)
+        self._next_slot = slot + 1.0 / self.rate
+
+    def _log_start(self, slot: float) -> None:
+        sent = self._sent
+        sent.append(slot)
+        while sent and sent[0] <= slot - 1.0:
+            sent.popleft()
+
+    def _within_window(self, slot: float) -> float:
+        """The first moment from ``slot`` on when a sliding second has room for one more."""
+        sent = self._sent
+        while sent and sent[0] <= slot - 1.0:
+            sent.popleft()
+        room = max(1, math.ceil(self.rate / 0.95))
+        if len(sent) >= room:
+            slot = sent[len(sent) - room] + 1.0
+        return slot
 
     def on_throttled(self) -> None:
         """The server said "too many requests": slow down (once per window)."""
@@ -127,7 +170,10 @@ class AdaptiveRateLimiter:
         self._highest = 0.0
         target = min(self.rate, accepted * 0.95) if trusted else self.rate * self._decrease
         self.rate = max(self.floor, target)
-        self._next_slot = max(self._next_slot, now + 1.0 / self.rate)
+        # Every slot booked at the old rate is booked again (see acquire).
+        self._cuts += 1
+        self._sent = deque(t for t in self._sent if t <= now)
+        self._next_slot = now + 1.0 / self.rate
 
     def _accepted_last_second(self, now: float) -> int:
         while self._recent_ok and self._recent_ok[0] < now - 1.0:
