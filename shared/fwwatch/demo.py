@@ -60,6 +60,16 @@ def run_demo(out: TextIO) -> int:
             report = asyncio.run(_cycle(settings, store, out))
             out.write(report.summary_line() + "\n\n")
 
+            out.write(
+                "(a bad moment: every Tuya endpoint answers 503 for 2 s, and the token is "
+                "revoked)\n\n"
+            )
+            cloud.revoke_tokens()
+            cloud.faults.inject_http_status(503, count=None, for_s=2.0)
+            out.write("$ fwwatch run            # third cycle: retried, nothing lost\n")
+            report = asyncio.run(_cycle(settings, store, out))
+            out.write(report.summary_line() + "\n\n")
+
             ids = [device.device_id for device in fleet.devices][:6]
             out.write("$ fwwatch check " + " ".join(ids[:2]) + " ...\n")
 

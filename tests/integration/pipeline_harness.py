@@ -99,10 +99,7 @@ class Pipeline:
         self.subscriber = self._subscribe_queue()
 
     def env(self, function: str) -> dict[str, str]:
-        # A call's retries are kept within a few seconds here (production: 30 s), so that a
-        # device that fails on purpose does not spend half a minute on every attempt.
-        short = {"TUYA_RETRY_BUDGET_S": "10"}
-        return {**self.stack.function_env(function), **short, **self.overrides}
+        return {**self.stack.function_env(function), **self.overrides}
 
     def _invoke(self, name: str, event: dict[str, Any], **service: Any) -> Any:
         """Call a handler as Lambda's runtime does: in the container's event loop, with

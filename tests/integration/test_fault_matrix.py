@@ -341,7 +341,9 @@ def aws(
         parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 5},
         tuya_secret={"access_id": sim.access_id, "access_secret": sim.access_secret},
     )
-    return sim, Pipeline(stack, overrides={"RETRY_DELAY_S": "0", "TUYA_QPS": "200"})
+    # The same client timeout as local mode's rows (production: 10 s)
+    overrides = {"RETRY_DELAY_S": "0", "TUYA_QPS": "200", "TUYA_TIMEOUT_S": "1"}
+    return sim, Pipeline(stack, overrides=overrides)
 
 
 def aws_cycle(pipeline: Pipeline) -> list[dict[str, Any]]:

@@ -59,7 +59,9 @@ def world(
         tuya_secret={"access_id": sim.access_id, "access_secret": sim.access_secret},
         slack_webhook_url="http://127.0.0.1:9/services/T/B/x",
     )
-    pipeline = Pipeline(stack, overrides={"RETRY_DELAY_S": "0", "TUYA_QPS": "500"})
+    # Three tries per call: a device that fails on purpose costs seconds, not half a minute
+    overrides = {"RETRY_DELAY_S": "0", "TUYA_QPS": "500", "TUYA_RETRY_ATTEMPTS": "3"}
+    pipeline = Pipeline(stack, overrides=overrides)
     return sim, pipeline
 
 

@@ -93,6 +93,7 @@ class _TuyaUser:
         self._secret_name = settings.tuya_secret_name
         self._qps = qps
         self._retry = (settings.tuya_retry_attempts, settings.tuya_retry_budget_s)
+        self._timeout_s = settings.tuya_timeout_s
         self._dynamodb = dynamodb
         self._control_table = settings.control_table
         self._rate_share = rate_share
@@ -108,6 +109,7 @@ class _TuyaUser:
             qps=self._qps,
             retry_attempts=self._retry[0],
             retry_budget_s=self._retry[1],
+            timeout_s=self._timeout_s,
         )
 
     def tuya_client(self) -> TuyaClient:

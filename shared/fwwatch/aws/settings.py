@@ -41,6 +41,7 @@ class TuyaAccessSettings(_Base):
     tuya_qps: float = Field(default=20.0, gt=0)
     tuya_retry_attempts: int = Field(default=8, ge=1, le=50)
     tuya_retry_budget_s: float = Field(default=30.0, gt=0, le=600)
+    tuya_timeout_s: float = Field(default=10.0, gt=0, le=120)
     control_table: str = Field(min_length=1)
 
 
@@ -110,6 +111,7 @@ def tuya_settings_from_secret(
     max_connections: int = 16,
     retry_attempts: int = 8,
     retry_budget_s: float = 30.0,
+    timeout_s: float = 10.0,
 ) -> TuyaSettings:
     """Tuya settings from the secret's JSON value ``{"access_id", "access_secret"}``."""
     if (
@@ -130,4 +132,5 @@ def tuya_settings_from_secret(
         max_connections=max_connections,
         retry_attempts=retry_attempts,
         retry_budget_s=retry_budget_s,
+        timeout_s=timeout_s,
     )
