@@ -28,7 +28,7 @@ from fwwatch.cli import main
 from fwwatch.local.runner import run_cycle
 from fwwatch.local.store_sqlite import SqliteStore
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice, RunningSimulator
-from fwwatch.tuya import TuyaClient, TuyaSettings
+from fwwatch.tuya import TuyaClient, TuyaFatalError, TuyaSettings
 from tests.integration.conftest import point_cli_at
 from tests.integration.fakes import RecordingNotifier
 
@@ -313,6 +313,59 @@ def test_the_learned_rate_limit_is_kept_and_can_be_forgotten(
     assert run_cli(capsys, "check", "--forget-rate", "plug000")[0] == 0
     with SqliteStore(tmp_path / "state.sqlite3") as store:
         assert store.learned_rate(sim.url, sim.access_id) is None
+
+
+async def test_a_fatal_answer_ends_a_long_run_at_once(
+    make_simulator: Callable[..., RunningSimulator], tmp_path: Path
+) -> None:
+    # Given a run over many batches, and a subscription that lapsed before it
+    sim = make_simulator(fleet=fleet())
+    sim.cloud.faults.inject_error(28841002, count=None, for_s=60)
+    settings = TuyaSettings(
+        access_id=sim.access_id, access_secret=sim.access_secret, endpoint=sim.url, qps=200
+    )
+    ids = [f"dev{i:05d}" for i in range(2500)]
+    # When it meets the fatal answer, then it stops with it, not waiting on its own queue
+    with SqliteStore(tmp_path / "state.sqlite3") as store:
+        async with TuyaClient(settings) as tuya:
+            with pytest.raises(TuyaFatalError, match="subscription has expired"):
+                await asyncio.wait_for(
+                    run_cycle(tuya, store, [RecordingNotifier()], device_ids=ids, batch_size=100),
+                    timeout=30,
+                )
+
+
+def test_a_locked_state_file_does_not_cost_the_check_its_report(
+    sim: RunningSimulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given another process holding the state file locked (a `watch` writing, say)
+    import sqlite3
+
+    sim.cloud.set_rate_limit(10)  # so that a limit is learned and its save is tried
+    SqliteStore(tmp_path / "state.sqlite3").close()
+    holder = sqlite3.connect(tmp_path / "state.sqlite3", timeout=0.1)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        # When devices are checked
+        ids = [f"plug{i:03d}" for i in range(30)]
+        status, out, err = run_cli(capsys, "check", "--json", *ids)
+    finally:
+        holder.rollback()
+        holder.close()
+    # Then the report is whole, and only the learned limit was not kept
+    assert status == 0
+    assert len(json.loads(out)) == 30
+    assert "Traceback" not in err
+
+
+def test_a_state_file_that_cannot_be_opened_is_one_line_for_run(
+    sim: RunningSimulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "state-dir").mkdir()
+    status, _, err = run_cli(capsys, "run", "--state", str(tmp_path / "state-dir"))
+    assert status == 2
+    assert err.startswith("fwwatch: the state file cannot be used (unable to open database")
+    assert err.count("\n") == 1
 
 
 # ---------------------------------------------------------------------- watch

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import logging
 from typing import Any
 
@@ -104,6 +105,8 @@ async def test_a_probe_finds_the_cloud_back_and_calls_resume() -> None:
     async with make_client(cloud, retry=probe) as tuya:
         tuya._breaker._probe_every_s = 0.05  # probe soon, for the test
         failed = [await _attempt(tuya, f"d{i}") for i in range(4)]
+        assert tuya._breaker.is_open
+        assert any("not sent" in str(f) for f in failed)  # some failed without a request
         await asyncio.sleep(0.1)
         # When the cloud answers again, the probe goes through and closes the breaker
         probes = 0
@@ -125,13 +128,14 @@ async def _attempt(tuya: TuyaClient, device_id: str) -> BaseException | None:
     return None
 
 
-async def test_a_call_gives_up_when_its_next_retry_would_pass_its_time_budget() -> None:
+async def test_a_call_spends_its_time_budget_then_gives_up() -> None:
     cloud = ScriptedCloud(httpx.Response(503))
     slow = RetryPolicy(attempts=50, budget_s=0.3, base_s=0.1, cap_s=0.1)
     async with make_client(cloud, retry=slow, rng=lambda low, high: high) as tuya:
-        with pytest.raises(TuyaTransientError, match="gave up after 3 attempts"):
+        with pytest.raises(TuyaTransientError, match="gave up after 4 attempts"):
             await tuya.get_firmware("dev1")
-    assert len(cloud.business) == 3  # at 0, 0.1 and 0.2 s; a fourth would start at 0.3 s
+    # at 0, 0.1 and 0.2 s, then the last wait shortened to fit the budget (0.275 s)
+    assert len(cloud.business) == 4
 
 
 @pytest.mark.parametrize("code", [1106, 1100, 1104])
@@ -175,13 +179,24 @@ async def test_fresh_tokens_rejected_again_and_again_slow_grants_and_warn_once(
             return super().__call__(request)
 
     cloud = Churn(envelope(FIRMWARE))
-    policy = RetryPolicy(attempts=10, budget_s=30, base_s=0.02, cap_s=0.05)
+    policy = RetryPolicy(attempts=10, budget_s=30, base_s=0.05, cap_s=0.2)
     caplog.set_level(logging.WARNING, logger="fwwatch.tuya")
-    async with make_client(cloud, retry=policy) as tuya:
+    grant_times: list[float] = []
+    real_grant = TuyaClient._grant
+
+    async def timed_grant(self: TuyaClient) -> Any:
+        grant_times.append(asyncio.get_running_loop().time())
+        return await real_grant(self)
+
+    async with make_client(cloud, retry=policy, rng=lambda low, high: high) as tuya:
+        tuya._grant = timed_grant.__get__(tuya)  # type: ignore[method-assign]
         outcomes = await check_all(tuya, 8)
     # Then every device is checked in the end, one grant per rejection round, one warning
     assert all(not isinstance(o, BaseException) for o in outcomes)
     assert cloud.grants == 6
+    # and the grants were spaced more and more (0.05, 0.1, 0.2, 0.2 s after the first two)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(grant_times)]
+    assert all(round(g, 2) >= want for g, want in zip(gaps[1:], (0.05, 0.1, 0.2, 0.2), strict=True))
     warnings = [r.getMessage() for r in caplog.records if "fresh access tokens" in r.getMessage()]
     assert len(warnings) == 1
     assert "same Access ID 'unit-id'" in warnings[0]
@@ -242,3 +257,46 @@ def _bomb(size: int) -> bytes:
     from fwwatch.simulator.faults import gzip_bomb
 
     return gzip_bomb(size)
+
+
+async def test_a_token_renewed_ahead_of_expiry_is_still_used_when_renewing_fails() -> None:
+    # Given a token that expires in two minutes (inside the refresh margin) and token
+    # endpoints that answer 503
+    now = [1_000_000.0]
+    cloud = FailingGrants(envelope(FIRMWARE), times=1)
+    async with make_client(cloud, retry=FAST, clock=lambda: now[0]) as tuya:
+        await tuya.get_firmware("dev1")
+        cloud.grant = httpx.Response(503)
+        cloud.times = -1
+
+        now[0] += 7200 - 120
+        # When a call finds it due for renewal and the renewal fails
+        firmware = await tuya.get_firmware("dev2")
+    # Then the call goes on with the token it has
+    assert firmware.channels
+
+
+@pytest.mark.parametrize("token", ["t\u00f6ken", "a b", "x/../y", "", "z" * 600], ids=repr)
+async def test_an_unusable_token_in_a_grant_is_an_unreadable_answer(token: str) -> None:
+    cloud = FailingGrants(envelope({"access_token": token, "expire_time": 7200}))
+    async with make_client(cloud, retry=FAST) as tuya:
+        with pytest.raises(TuyaTransientError, match="usable access_token"):
+            await tuya.get_firmware("dev1")
+
+
+async def test_a_refresh_refused_with_1106_falls_back_to_a_grant() -> None:
+    now = [1_000_000.0]
+
+    class RefreshDenied(ScriptedCloud):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.startswith("/v1.0/token/"):
+                self.refreshes += 1
+                return httpx.Response(200, json=envelope(code=1106, msg="permission deny"))
+            return super().__call__(request)
+
+    cloud = RefreshDenied(envelope(FIRMWARE))
+    async with make_client(cloud, clock=lambda: now[0]) as tuya:
+        await tuya.get_firmware("dev1")
+        now[0] += 7200 - 60
+        await tuya.get_firmware("dev2")
+    assert (cloud.grants, cloud.refreshes) == (2, 1)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..pipeline import (
     CheckMessage,
@@ -125,17 +126,24 @@ class _TuyaUser:
                 access_id=settings.access_id,
                 share=self._rate_share,
             )
+        try:
+            known = self.rates.load()
+        except (ClientError, BotoCoreError) as exc:  # a cache: start slowly instead
+            logger.warning(f"could not read the learned rate limit: {exc}")
+            known = None
         return TuyaClient(
-            settings,
-            token_store=self.tokens,
-            transport=self._transport,
-            known_rate_limit=self.rates.load(),
+            settings, token_store=self.tokens, transport=self._transport, known_rate_limit=known
         )
 
     def keep_learned_rate(self, client: TuyaClient) -> None:
-        """Write the rate limit the client learned, when it changed."""
-        if self.rates is not None and self.rates.save(client.learned_rate_limit):
-            logger.info("learned Tuya's rate limit", extra={"rps": client.learned_rate_limit})
+        """Write the rate limit the client learned, when it changed (best effort)."""
+        if self.rates is None:
+            return
+        try:
+            if self.rates.save(client.learned_rate_limit):
+                logger.info("learned Tuya's rate limit", extra={"rps": client.learned_rate_limit})
+        except (ClientError, BotoCoreError) as exc:  # a cache: the batch's outcome matters more
+            logger.warning(f"could not keep the learned rate limit: {exc}")
 
 
 class SchedulerService(_TuyaUser):

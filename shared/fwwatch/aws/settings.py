@@ -108,7 +108,7 @@ def tuya_settings_from_secret(
     *,
     endpoint: str,
     qps: float,
-    max_connections: int = 16,
+    max_connections: int | None = None,
     retry_attempts: int = 8,
     retry_budget_s: float = 30.0,
     timeout_s: float = 10.0,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..tuya.errors import TuyaError, TuyaFatalError, TuyaTransientError
 from ..tuya.tokens import Renew, Token
@@ -43,7 +43,7 @@ class DynamoTokenStore:
         table: str,
         *,
         key: str = "tuya-token",
-        lease_s: float = 20.0,
+        lease_s: float = 60.0,
         wait_s: float = 30.0,
         poll_s: float = 0.25,
         clock: Callable[[], float] = time.time,
@@ -78,8 +78,18 @@ class DynamoTokenStore:
         if self._cached is None:
             async with self._lock():
                 if self._cached is None:
-                    self._cached = await asyncio.to_thread(self._read)
+                    self._cached = await self._db(self._read)
         return self._cached
+
+    async def _db[R](self, operation: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """Run a DynamoDB call off the loop; its failures are transient for the caller."""
+        try:
+            return await asyncio.to_thread(operation, *args, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else ""
+            raise TuyaTransientError(
+                f"the shared token store failed ({code or type(exc).__name__})"
+            ) from None
 
     async def replace(self, stale: Token | None, renew: Renew) -> Token:
         async with self._lock():
@@ -87,13 +97,13 @@ class DynamoTokenStore:
                 return self._cached
             deadline = self._clock() + self._wait_s
             while True:
-                stored = await asyncio.to_thread(self._read)
+                stored = await self._db(self._read)
                 if stored is not None and not _same(stored, stale):
                     # Another container renewed it while ours was failing: use theirs.
                     self._cached = stored
                     return stored
                 self._raise_shared_failure()
-                if await asyncio.to_thread(self._take_lease):
+                if await self._db(self._take_lease):
                     break
                 if self._clock() > deadline:
                     raise TuyaTransientError(
@@ -103,18 +113,22 @@ class DynamoTokenStore:
             try:
                 token = await renew(stored)
             except TuyaFatalError:
-                await asyncio.to_thread(self._release_lease)
+                await self._db(self._release_lease)
                 raise
             except TuyaError as exc:
-                await asyncio.to_thread(self._release_lease, failure=exc)
+                await self._db(self._release_lease, failure=exc)
                 raise
             except BaseException:
-                await asyncio.to_thread(self._release_lease)
+                await self._db(self._release_lease)
                 raise
             try:
-                await asyncio.to_thread(self._store, token)
+                if not await self._db(self._store, token):
+                    # Our lease ran out and another container renewed: theirs is current.
+                    stored = await self._db(self._read)
+                    if stored is not None:
+                        token = stored
             finally:
-                await asyncio.to_thread(self._release_lease)
+                await self._db(self._release_lease)
             self.renewals += 1
             self._cached = token
             return token
@@ -126,9 +140,10 @@ class DynamoTokenStore:
             return
         retry_at, message = failed
         if self._clock() < retry_at:
+            wait = retry_at - self._clock()
             raise TuyaTransientError(
-                f"the token renewal failed ({message}); the next try is in "
-                f"{retry_at - self._clock():.1f} s"
+                f"the token renewal failed ({message}); the next try is in {wait:.1f} s",
+                retry_after_s=wait,
             )
 
     # ------------------------------------------------------------------ DynamoDB
@@ -173,10 +188,22 @@ class DynamoTokenStore:
             raise
         return True
 
-    def _store(self, token: Token) -> None:
+    def _store(self, token: Token) -> bool:
+        """Write the new token while holding the lease; ``False`` if the lease was lost."""
+        try:
+            self._write_token(token)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                logger.warning("the token lease ran out during the renewal; using the stored one")
+                return False
+            raise
+        return True
+
+    def _write_token(self, token: Token) -> None:
         self._client.update_item(
             TableName=self._table,
             Key=to_dynamo({"pk": self._key}),
+            ConditionExpression="lease_owner = :me",
             UpdateExpression=(
                 "SET access_token = :a, refresh_token = :r, token_expires_at = :e, uid = :u, "
                 "expires_at = :ttl REMOVE renew_retry_at, renew_error, renew_failures"
@@ -189,6 +216,7 @@ class DynamoTokenStore:
                     ":u": token.uid,
                     # The table's TTL removes a token nobody renewed for a day.
                     ":ttl": int(token.expires_at) + 86400,
+                    ":me": self._owner,
                 }
             ),
         )

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -292,6 +293,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # (``fwwatch devices``): the cause in one line.
         print(f"fwwatch: {exc}", file=sys.stderr)
         return EXIT_DEVICES_FAILED
+    except sqlite3.Error as exc:
+        print(
+            f"fwwatch: the state file cannot be used ({exc}); check FWWATCH_STATE or --state, "
+            "and that no other process holds it locked",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except OSError as exc:
         # A state file that cannot be written, a CA bundle (SSL_CERT_FILE) that is missing...
         print(f"fwwatch: {_describe_os_error(exc)}", file=sys.stderr)

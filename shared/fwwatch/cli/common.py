@@ -86,7 +86,10 @@ async def tuya_client(
     finally:
         learned = client.learned_rate_limit
         if store is not None and learned is not None and learned != known:
-            store.remember_rate(*key, learned, datetime.now(UTC))
+            try:
+                store.remember_rate(*key, learned, datetime.now(UTC))
+            except sqlite3.Error as exc:  # a cache: the run's own outcome matters more
+                logger.info("could not keep the learned rate limit: %s", exc)
 
 
 def open_rate_memory(path: Path) -> SqliteStore | None:

@@ -214,7 +214,9 @@ async def run_cycle(
             if batch:
                 await batches.put(batch)
         finally:
-            await batches.put(None)
+            # Never wait here: when checking failed, nobody reads the queue any more.
+            with contextlib.suppress(asyncio.QueueFull):
+                batches.put_nowait(None)
 
     lister = asyncio.create_task(list_in_batches())
     try:

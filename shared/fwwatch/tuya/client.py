@@ -116,7 +116,7 @@ class TuyaClient:
         )
         self._tokens: TokenStore = token_store or InMemoryTokenStore()
         self._gate = TokenGate(self._tokens, self._retry, access_id=settings.access_id, rng=rng)
-        self._breaker = OutageBreaker(probe_every_s=max(1.0, self._retry.cap_s))
+        self._breaker = OutageBreaker(probe_every_s=2.0)
         self._clock = clock
         self._offset_ms = 0
         self._refresh_margin_s = refresh_margin_s
@@ -224,7 +224,8 @@ class TuyaClient:
             if self._fatal is not None:
                 raise self._fatal
             token = await self._usable_token(budget)
-            envelope = await self._exchange(method, path, query, body, token, budget)
+            envelope, sent_with = await self._exchange(method, path, query, body, token, budget)
+            token = sent_with or token
             if envelope is None:
                 continue
             if envelope.success:
@@ -254,11 +255,14 @@ class TuyaClient:
         body: Any,
         token: Token | None,
         budget: CallBudget,
-    ) -> _Envelope | None:
-        """Send once. ``None`` means "retry" (after backoff or a clock fix)."""
+    ) -> tuple[_Envelope | None, Token | None]:
+        """Send once: the answer (``None`` means "retry") and the token it was sent with."""
         body_bytes = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         async with self._slots:
             await self.limiter.acquire()
+            if token is not None:
+                # The token may have been renewed while this call waited for its turn.
+                token = await self._tokens.load() or token
             headers = self._signed_headers(method, path, query, body_bytes, token)
             sent_at = self._clock()
             self.stats.requests += 1
@@ -280,7 +284,7 @@ class TuyaClient:
         # Backing off happens outside the semaphore: a waiting retry holds no connection.
         if failure is not None:
             await self._retry_later(budget, failure[0], path, failure[1])
-            return None
+            return None, token
         if logger.isEnabledFor(logging.DEBUG):
             url = redact(str(response.url))
             logger.debug("%s %s: HTTP %d", method, url, response.status_code)
@@ -295,30 +299,30 @@ class TuyaClient:
                 f"HTTP {response.status_code}",
                 retry_after=_retry_after(response),
             )
-            return None
+            return None, token
         try:
             envelope = _decode(response)
         except TuyaResponseError as exc:
             await self._retry_later(budget, "malformed", path, exc.msg)
-            return None
+            return None, token
 
         self._breaker.succeeded()
         if envelope.success:
             self.limiter.on_success()
-            return envelope
+            return envelope, token
         if envelope.code is not None:
             self.stats.error_codes[envelope.code] += 1
         if envelope.code == CLOCK_CODE:
             self._learn_clock_offset(envelope, sent_at, received_at, budget)
-            return None
+            return None, token
         if envelope.code in THROTTLE_CODES:
             self.limiter.on_throttled()
             await self._retry_later(budget, f"code_{envelope.code}", path, _coded(envelope))
-            return None
+            return None, token
         if envelope.code in BUSY_CODES:
             await self._retry_later(budget, f"code_{envelope.code}", path, _coded(envelope))
-            return None
-        return envelope
+            return None, token
+        return envelope, token
 
     def _signed_headers(
         self,
@@ -393,7 +397,7 @@ class TuyaClient:
     def _raise_for(self, envelope: _Envelope, path: str) -> None:
         code, msg, tid = envelope.code, envelope.msg, envelope.tid
         token_call = path.startswith("/v1.0/token")
-        if token_call and code is not None and 1100 <= code <= 1199:
+        if path == "/v1.0/token" and code is not None and 1100 <= code <= 1199:
             # The grant itself refused (throttling was retried before getting here): the
             # project cannot take tokens, so nothing else can work either.
             raise TuyaFatalError(
@@ -403,7 +407,8 @@ class TuyaClient:
                 code=code,
                 tid=tid,
             )
-        if code == PERMISSION_CODE and not _is_device_path(path):
+        refresh = path.startswith("/v1.0/token/")
+        if code == PERMISSION_CODE and not _is_device_path(path) and not refresh:
             raise TuyaFatalError(
                 f"permission denied on {redact(path)} ({msg}): the cloud project lacks this "
                 "API's permission, or lives in another data centre than "
@@ -431,7 +436,13 @@ class TuyaClient:
             raise self._fatal
         now = self._clock()
         if token is None or token.expires_within(self._refresh_margin_s, now):
-            token = await self._gate.renew(token, self._refresh_or_grant, budget)
+            try:
+                token = await self._gate.renew(token, self._refresh_or_grant, budget)
+            except TuyaTransientError:
+                # Renewing ahead of expiry failed: the token still works for a while.
+                if token is not None and not token.expires_within(5.0, self._clock()):
+                    return token
+                raise
         return token
 
     async def _refresh_or_grant(self, stale: Token | None) -> Token:
@@ -455,7 +466,11 @@ class TuyaClient:
         async def grant(current: Token | None) -> Token:
             # Called only when the rejected token is still the current one: one grant for
             # every call that failed with it, and churn noted (grants slowed if it repeats).
-            self._gate.rejected(rejected)
+            delay = self._gate.rejected(rejected)
+            if delay > 0:
+                # Fresh tokens keep being rejected: the grant itself waits, and every call
+                # that needs a token waits for it.
+                await asyncio.sleep(delay)
             if self._fatal is not None:
                 raise self._fatal
             return await self._grant()
@@ -472,14 +487,16 @@ class TuyaClient:
         # by every call that waits for a token.
         budget = RetryPolicy(attempts=1, budget_s=self.settings.timeout_s).start()
         while True:
-            envelope = await self._exchange("GET", path, query, None, None, budget)
+            envelope, _ = await self._exchange("GET", path, query, None, None, budget)
             if envelope is not None:
                 break
         if not envelope.success:
             self._raise_for(envelope, path)
         result = envelope.result
-        if not isinstance(result, dict) or not result.get("access_token"):
-            raise TuyaResponseError("token answer without an access_token", tid=envelope.tid)
+        if not isinstance(result, dict) or not _is_token(result.get("access_token")):
+            raise TuyaResponseError("token answer without a usable access_token", tid=envelope.tid)
+        if not _is_token(result.get("refresh_token") or "-"):
+            raise TuyaResponseError("token answer with an unusable refresh_token", tid=envelope.tid)
         if refresh:
             self.stats.refreshes += 1
         else:
@@ -585,6 +602,17 @@ def _raise_account_error(
             code=code,
             tid=tid,
         )
+
+
+def _is_token(value: object) -> bool:
+    """A token that can travel in a header and a URL path: printable ASCII, no separators."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 512
+        and value.isascii()
+        and value.isprintable()
+        and not any(c in value for c in " /?#%")
+    )
 
 
 def _is_device_path(path: str) -> bool:

@@ -74,7 +74,21 @@ class TuyaDeviceError(TuyaError):
 
 
 class TuyaTransientError(TuyaError):
-    """Busy, throttled, timed out or unreachable, after the bounded retries ran out."""
+    """Busy, throttled, timed out or unreachable, after the bounded retries ran out.
+
+    ``retry_after_s`` is set when the source knows when trying again makes sense.
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        code: int | None = None,
+        tid: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(msg, code=code, tid=tid)
+        self.retry_after_s = retry_after_s
 
 
 class TuyaResponseError(TuyaError):

@@ -34,6 +34,8 @@ logger = logging.getLogger("fwwatch.tuya")
 
 #: A token rejected younger than this was "fresh": someone else is taking tokens.
 FRESH_TOKEN_S = 60.0
+#: A call with less budget left than this gives up rather than try once more.
+MIN_LAST_WAIT_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +87,11 @@ class CallBudget:
         delay = self.policy.backoff(self.failures - 1, rng)
         if retry_after is not None:
             delay = max(delay, min(retry_after, 60.0))
-        if self._clock() + delay >= self.deadline:
+        # The last wait is shortened to fit the budget rather than given up on.
+        remaining = self.remaining_s()
+        if remaining < MIN_LAST_WAIT_S:
             return None
-        return delay
+        return min(delay, remaining - MIN_LAST_WAIT_S / 2)
 
     def count_failure(self) -> bool:
         """Count a failure that has its own spacing (a shared token renewal): retry at all?"""
@@ -222,6 +226,12 @@ class TokenGate:
                     continue  # counted above, as a failed step
             wait = self._retry_at - self._clock()
             if wait > 0:
+                # A call that comes late may find the renewal it needs already done.
+                current = await self.store.load()
+                if current is not None and (
+                    stale is None or current.access_token != stale.access_token
+                ):
+                    return current
                 if wait >= budget.remaining_s():
                     raise self._give_up(budget)
                 await asyncio.sleep(wait)
@@ -243,18 +253,23 @@ class TokenGate:
             if not budget.count_failure():
                 raise self._give_up(budget) from None
 
-    def rejected(self, token: Token) -> None:
-        """The current token was refused: count it when it was fresh, slow grants if so."""
-        if token.access_token == self._last_rejected:
-            return  # the other calls that failed with the same token
-        self._last_rejected = token.access_token
-        granted = self._granted_at.get(token.access_token)
-        fresh = granted is not None and self._clock() - granted < FRESH_TOKEN_S
-        self._churn = self._churn + 1 if fresh else 1
+    def rejected(self, token: Token) -> float:
+        """The current token was refused: how long to wait before the grant that replaces it.
+
+        Nothing the first time; when fresh tokens keep being rejected, a backoff that grows
+        with each one in a row (shared: every call waits for the same grant).
+        """
+        if token.access_token != self._last_rejected:
+            self._last_rejected = token.access_token
+            granted = self._granted_at.get(token.access_token)
+            fresh = granted is not None and self._clock() - granted < FRESH_TOKEN_S
+            self._churn = self._churn + 1 if fresh else 1
         if self._churn < 2:
-            return
-        delay = self._policy.backoff(self._churn - 2, self._rng)
-        self._retry_at = max(self._retry_at, self._clock() + delay)
+            return 0.0
+        self._warn_once()
+        return self._policy.backoff(self._churn - 2, self._rng)
+
+    def _warn_once(self) -> None:
         if self._churn >= 3 and not self._warned:
             self._warned = True
             logger.warning(
@@ -278,12 +293,15 @@ class TokenGate:
             self._failures += 1
             self._failed_steps += 1
             self._last_error = exc
-            self._retry_at = self._clock() + self._policy.backoff(self._failures - 1, self._rng)
+            step = self._policy.backoff(self._failures - 1, self._rng)
+            # Another holder of a shared store may have said when the next try is due.
+            told = exc.retry_after_s if isinstance(exc, TuyaTransientError) else None
+            self._retry_at = self._clock() + max(step, told or 0.0)
             _settle(future, exc)
             return None
         except BaseException as exc:
             # Cancelled or broken mid-renewal: the waiters try again themselves.
-            _settle(future, TuyaTransientError(f"token renewal interrupted ({exc!r})"))
+            _settle(future, TuyaTransientError(f"token renewal interrupted ({type(exc).__name__})"))
             raise
         finally:
             if self._inflight is future:
