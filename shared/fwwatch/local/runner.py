@@ -213,10 +213,16 @@ async def run_cycle(
                     await add(device_id)
             if batch:
                 await batches.put(batch)
-        finally:
-            # Never wait here: when checking failed, nobody reads the queue any more.
+        except asyncio.CancelledError:
+            # Checking failed and nobody reads the queue any more: do not wait on it.
             with contextlib.suppress(asyncio.QueueFull):
                 batches.put_nowait(None)
+            raise
+        except BaseException:
+            await batches.put(None)  # the run's loop ends, and raises this (a fatal answer)
+            raise
+        else:
+            await batches.put(None)
 
     lister = asyncio.create_task(list_in_batches())
     try:
