@@ -205,6 +205,7 @@ def test_slow_drip_and_decompression_bomb_answers_are_bounded(
     # Given a timeout of 1 s, one answer dripping a byte every 50 ms (about 10 s for it),
     # one answer that inflates to 1 GiB, and one device whose answers always drip
     monkeypatch.setenv("TUYA_TIMEOUT_S", "1")
+    monkeypatch.setenv("TUYA_RETRY_ATTEMPTS", "3")
     faults = sim.cloud.faults
     faults.inject_drip(0.05, count=1, path_contains="plug001/")
     faults.inject_bomb(2**30, count=1, path_contains="plug002/")

@@ -315,6 +315,8 @@ def local_scenario(tmp_path_factory: pytest.TempPathFactory) -> LocalScenario:
             "SMTP_USER": "fwwatch",
             "SMTP_PASSWORD": SMTP_PASSWORD,
             "NOTIFY_EMAIL_TO": "ops@example.com",
+            # Few tries: the refused tokens below are retried briefly, not for half a minute.
+            "TUYA_RETRY_ATTEMPTS": "3",
         }.items():
             env.setenv(name, value)
         logs = contexts.enter_context(tapped_logs())
@@ -458,9 +460,10 @@ async def test_a_wrong_secret_error_never_shows_either_secret(
 async def test_a_failed_refresh_never_shows_its_token_in_the_error_or_the_logs(
     make_simulator: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a client whose token must be refreshed on every call, and a cloud that then
-    # answers every token call (refresh and new grant) with HTTP 503
-    sim = make_simulator(fleet=fleet(), access_id=ACCESS_ID, access_secret=SECRET, token_ttl_s=250)
+    # Given a client whose token must be refreshed on every call and lives only seconds (so
+    # that it cannot serve on while renewing fails), and a cloud that then answers every
+    # token call (refresh and new grant) with HTTP 503
+    sim = make_simulator(fleet=fleet(), access_id=ACCESS_ID, access_secret=SECRET, token_ttl_s=4)
     tap = TokenTap(sim, monkeypatch)
     settings = TuyaSettings(access_id=ACCESS_ID, access_secret=SECRET, endpoint=sim.url)
     with tapped_logs() as logs:

@@ -212,6 +212,7 @@ class Faults:
         injection = BombInjection(
             **_schedule(count, 1, None), path_contains=path_contains, inflated_bytes=inflated_bytes
         )
+        gzip_bomb(inflated_bytes)  # built now (cached), not while answering a request
         with self._lock:
             self._bombs.append(injection)
 
