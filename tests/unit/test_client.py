@@ -210,14 +210,18 @@ async def test_token_is_refreshed_ahead_of_expiry() -> None:
     assert cloud.business[1].headers["access_token"] == "rt-1"
 
 
-async def test_a_failed_refresh_falls_back_to_a_new_grant() -> None:
+@pytest.mark.parametrize(
+    ("code", "msg"), [(1012, "token status invalid"), (1106, "permission deny")]
+)
+async def test_a_failed_refresh_falls_back_to_a_new_grant(code: int, msg: str) -> None:
+    # (1106 is fatal on the grant itself only: a refused refresh is one more reason to grant)
     now = [1_000_000.0]
 
     class RefusingRefresh(ScriptedCloud):
         def __call__(self, request: httpx.Request) -> httpx.Response:
             if request.url.path.startswith("/v1.0/token/"):
                 self.refreshes += 1
-                return httpx.Response(200, json=envelope(code=1012, msg="token status invalid"))
+                return httpx.Response(200, json=envelope(code=code, msg=msg))
             return super().__call__(request)
 
     cloud = RefusingRefresh(envelope(FIRMWARE))

@@ -282,21 +282,3 @@ async def test_an_unusable_token_in_a_grant_is_an_unreadable_answer(token: str) 
     async with make_client(cloud, retry=FAST) as tuya:
         with pytest.raises(TuyaTransientError, match="usable access_token"):
             await tuya.get_firmware("dev1")
-
-
-async def test_a_refresh_refused_with_1106_falls_back_to_a_grant() -> None:
-    now = [1_000_000.0]
-
-    class RefreshDenied(ScriptedCloud):
-        def __call__(self, request: httpx.Request) -> httpx.Response:
-            if request.url.path.startswith("/v1.0/token/"):
-                self.refreshes += 1
-                return httpx.Response(200, json=envelope(code=1106, msg="permission deny"))
-            return super().__call__(request)
-
-    cloud = RefreshDenied(envelope(FIRMWARE))
-    async with make_client(cloud, clock=lambda: now[0]) as tuya:
-        await tuya.get_firmware("dev1")
-        now[0] += 7200 - 60
-        await tuya.get_firmware("dev2")
-    assert (cloud.grants, cloud.refreshes) == (2, 1)

@@ -46,6 +46,10 @@ exit status:
   2  fatal or configuration error (wrong secret or data centre, lapsed account)"""
 
 
+WATCH_EXIT_HELP = """\
+exit status (when it stops): that of its last cycle, as for `run` (0 or 1); 2 when a
+fatal or configuration error stopped it"""
+
 FORGET_RATE_HELP = (
     "forget the cloud's rate limit learned by earlier runs and find it again, starting slowly"
 )
@@ -164,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "watch goes on; it stops only on a fatal configuration error (exit 2) or a signal. "
         "SIGINT or SIGTERM stops it cleanly: a cycle under way finishes the batch it is on, "
         "and the state stays consistent.",
-        epilog=ENVIRONMENT_HELP + "\n" + LOCAL_HELP,
+        epilog=WATCH_EXIT_HELP + "\n\n" + ENVIRONMENT_HELP + "\n" + LOCAL_HELP,
         formatter_class=raw,
     )
     cycle_options(watch)
