@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,7 +32,30 @@ def control_table(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        yield client, "control"
+        yield AtomicWrites(client), "control"
+
+
+class AtomicWrites:
+    """The DynamoDB client with one call at a time, as DynamoDB applies a conditional write.
+
+    The stores call DynamoDB from worker threads; moto's in-process backend does not make a
+    condition check and its update one step, so two threads could both take the lease.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self._client, name)
+        if not callable(operation):
+            return operation
+
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return operation(*args, **kwargs)
+
+        return one_at_a_time
 
 
 def container(sim: Any, table: tuple[Any, str]) -> TuyaClient:
