@@ -71,9 +71,10 @@ def main() -> None:
     print("## Local scale: `fwwatch run`\n")
     print(
         "The real `fwwatch run --json` in its own process against the simulator in another "
-        "(20 ms latency, no rate limit; `TUYA_QPS=100000`, default concurrency (from `TUYA_QPS`: 256), SQLite state "
-        "in a temporary folder). The generated fleets have about 2 % offline devices (Tuya "
-        f"code 2001), reported as device errors. Machine: {machine()}.\n"
+        "(20 ms latency, no rate limit; `TUYA_QPS=100000`, default concurrency (from "
+        "`TUYA_QPS`: 256), SQLite state in a temporary folder). The generated fleets have "
+        "about 2 % offline devices (Tuya code 2001), reported as device errors. "
+        f"Machine: {machine()}.\n"
     )
     print(
         table(
