@@ -77,7 +77,9 @@ def measure(devices: int) -> list[tuple[str, Counter[str], dict[str, int]]]:
     from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    from fwwatch.aws.services import CheckerService, DifferService, SchedulerService
+    from fwwatch.aws.checker import CheckerService
+    from fwwatch.aws.differ import DifferService
+    from fwwatch.aws.scheduler import SchedulerService
     from fwwatch.aws.settings import CheckerSettings, DifferSettings, SchedulerSettings, load
     from fwwatch.simulator import SimulatedCloud, running_simulator
 
@@ -104,17 +106,17 @@ def measure(devices: int) -> list[tuple[str, Counter[str], dict[str, int]]]:
                 provider = SecretsProvider(boto3_client=counting.client("secretsmanager"))
                 return lambda name: provider.get(name, transform="json", max_age=300)
 
-            scheduler = SchedulerService(
+            scheduler = SchedulerService.from_clients(
                 load(SchedulerSettings, env("SchedulerFunction")),
                 sqs=counting.client("sqs"), dynamodb=counting.client("dynamodb"),
                 read_secret=container_secrets(),
             )  # fmt: skip
-            checker = CheckerService(
+            checker = CheckerService.from_clients(
                 load(CheckerSettings, env("CheckerFunction")),
                 sqs=counting.client("sqs"), dynamodb=counting.client("dynamodb"),
                 read_secret=container_secrets(),
             )  # fmt: skip
-            differ = DifferService(
+            differ = DifferService.from_clients(
                 load(DifferSettings, env("DifferFunction")),
                 sns=counting.client("sns"), dynamodb=counting.client("dynamodb"),
             )  # fmt: skip

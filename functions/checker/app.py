@@ -8,8 +8,8 @@ import boto3
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from fwwatch.aws.checker import CheckerService
 from fwwatch.aws.observability import logger, metrics, tracer
-from fwwatch.aws.services import CheckerService
 from fwwatch.aws.settings import CheckerSettings, load
 
 _service: CheckerService | None = None
@@ -19,7 +19,7 @@ def service() -> CheckerService:
     """Built once per container, on first use (the shared token is cached with it)."""
     global _service
     if _service is None:
-        _service = CheckerService(
+        _service = CheckerService.from_clients(
             load(CheckerSettings), sqs=boto3.client("sqs"), dynamodb=boto3.client("dynamodb")
         )
     return _service

@@ -7,8 +7,8 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from fwwatch.aws.differ import DifferService
 from fwwatch.aws.observability import logger, metrics, tracer
-from fwwatch.aws.services import DifferService
 from fwwatch.aws.settings import DifferSettings, load
 
 _service: DifferService | None = None
@@ -18,7 +18,7 @@ def service() -> DifferService:
     """Built once per container, on first use."""
     global _service
     if _service is None:
-        _service = DifferService(
+        _service = DifferService.from_clients(
             load(DifferSettings), sns=boto3.client("sns"), dynamodb=boto3.client("dynamodb")
         )
     return _service

@@ -8,7 +8,7 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fwwatch.aws.observability import logger, metrics, tracer
-from fwwatch.aws.services import SchedulerService
+from fwwatch.aws.scheduler import SchedulerService
 from fwwatch.aws.settings import SchedulerSettings, load
 
 _service: SchedulerService | None = None
@@ -18,7 +18,7 @@ def service() -> SchedulerService:
     """Built once per container, on first use."""
     global _service
     if _service is None:
-        _service = SchedulerService(
+        _service = SchedulerService.from_clients(
             load(SchedulerSettings), sqs=boto3.client("sqs"), dynamodb=boto3.client("dynamodb")
         )
     return _service

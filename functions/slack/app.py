@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fwwatch.aws.observability import logger, metrics, tracer
-from fwwatch.aws.services import SlackService
 from fwwatch.aws.settings import SlackSettings, load
+from fwwatch.aws.slack import SlackService
 
 _service: SlackService | None = None
 

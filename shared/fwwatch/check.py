@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from .events import FirmwareEvent, diff
-from .state import ChannelKey, ChannelState, DeviceInfo, changed, next_states, utcnow
+from .state import ChannelKey, ChannelState, DeviceInfo, StateChange, changed, next_states, utcnow
 from .tuya import DeviceFirmware, TuyaDeviceError, TuyaError, TuyaFatalError
 
-__all__ = ["CheckResult", "Comparison", "FirmwareSource", "check_devices", "compare_results"]
+__all__ = ["CheckResult", "FirmwareSource", "Progress", "changes_of", "check_devices"]
 
 
 class FirmwareSource(Protocol):
@@ -110,38 +109,23 @@ async def check_devices(
     return [result for result in results if result is not None]
 
 
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    """What a batch of check results changes: the states to write and the news they make."""
-
-    changed_states: list[ChannelState]
-    events: list[FirmwareEvent]
-
-    @property
-    def nothing_changed(self) -> bool:
-        """No write is needed."""
-        return not self.changed_states
-
-
-def compare_results(
+def changes_of(
     results: Sequence[CheckResult],
     stored: Mapping[ChannelKey, ChannelState],
     *,
     infos: Mapping[str, DeviceInfo] | None = None,
-    notify_first_seen: bool = False,
     now: datetime | None = None,
-) -> Comparison:
-    """Compare check results with the stored states: only what changed, and the events.
+) -> list[StateChange]:
+    """What check results change: ``(old, new)`` for every state that must be written.
 
-    The same function serves the checker Lambda (which writes the changed states and lets
-    the table's stream produce the events) and the local runner (which stores both).
+    The pairs are what a table's stream delivers, so news is made from them the same way in
+    both modes (:func:`fwwatch.news.news_from_changes`).
     """
     now = now or utcnow()
     by_device: dict[str, list[ChannelState]] = {}
     for state in stored.values():
         by_device.setdefault(state.device_id, []).append(state)
-    changed_states: list[ChannelState] = []
-    events: list[FirmwareEvent] = []
+    changes: list[StateChange] = []
     for result in results:
         candidates = next_states(
             result.device_id,
@@ -154,6 +138,5 @@ def compare_results(
         for new in candidates:
             old = stored.get(new.key)
             if changed(old, new):
-                changed_states.append(new)
-                events.extend(diff(old, new, notify_first_seen=notify_first_seen))
-    return Comparison(changed_states, events)
+                changes.append((old, new))
+    return changes

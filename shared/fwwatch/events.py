@@ -9,7 +9,7 @@ devices getting 2.0.0 make one notification, not 500.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -17,7 +17,18 @@ from pydantic import BaseModel, ConfigDict
 
 from .state import DEVICE_LEVEL_CHANNEL, ChannelState
 
-__all__ = ["EventGroup", "EventType", "FirmwareEvent", "diff", "group_events"]
+__all__ = [
+    "NEWS_DEDUPE_WINDOW",
+    "EventGroup",
+    "EventType",
+    "FirmwareEvent",
+    "diff",
+    "group_events",
+]
+
+#: The same news (same :attr:`FirmwareEvent.dedupe_key`) is not told again within this
+#: window, in either mode: the local outbox forgets older keys, the differ's ledger expires.
+NEWS_DEDUPE_WINDOW = timedelta(days=400)
 
 
 class EventType(StrEnum):

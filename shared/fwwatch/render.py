@@ -6,15 +6,13 @@ thing about the same news.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from .events import EventGroup, EventType, FirmwareEvent
+from .events import EventGroup, EventType
+from .messages import NewsMessage
 
 __all__ = [
     "TEST_SUBJECT",
-    "group_from_json",
     "render_json",
     "render_slack",
     "render_subject",
@@ -97,29 +95,8 @@ def render_text(group: EventGroup, *, part: tuple[int, int] | None = None) -> st
 
 
 def render_json(group: EventGroup) -> dict[str, Any]:
-    """The machine-readable body, for queues and functions."""
-    return {
-        "type": group.type.value,
-        "product_id": group.product_id,
-        "product_name": group.product_name,
-        "channel": group.channel,
-        "channel_name": group.channel_name,
-        "version": group.version,
-        "previous_versions": group.previous_versions,
-        "device_count": group.device_count,
-        "occurred_at": group.occurred_at.isoformat(),
-        "summary": summary_sentence(group),
-        "devices": [
-            {
-                "device_id": event.device_id,
-                "device_name": event.device_name,
-                "previous_version": event.previous_version,
-                "current_version": event.current_version,
-                "target_version": event.target_version,
-            }
-            for event in group.events
-        ],
-    }
+    """The machine-readable body, for queues and functions (a :class:`NewsMessage`)."""
+    return NewsMessage.from_group(group, summary=summary_sentence(group)).as_json()
 
 
 _EMOJI = {
@@ -172,34 +149,3 @@ def render_slack(group: EventGroup) -> dict[str, Any]:
             },
         ],
     }
-
-
-def group_from_json(body: Mapping[str, Any]) -> EventGroup:
-    """Rebuild a group from :func:`render_json`'s body (what subscribers of the topic get)."""
-    kind = EventType(body["type"])
-    occurred = datetime.fromisoformat(str(body["occurred_at"]))
-    events = tuple(
-        FirmwareEvent(
-            type=kind,
-            device_id=device["device_id"],
-            device_name=device.get("device_name"),
-            channel=int(body["channel"]),
-            channel_name=str(body.get("channel_name") or ""),
-            product_id=body.get("product_id"),
-            product_name=body.get("product_name"),
-            previous_version=device.get("previous_version"),
-            current_version=device.get("current_version"),
-            target_version=device.get("target_version"),
-            occurred_at=occurred,
-        )
-        for device in body["devices"]
-    )
-    return EventGroup(
-        type=kind,
-        product_id=body.get("product_id"),
-        product_name=body.get("product_name"),
-        channel=int(body["channel"]),
-        channel_name=str(body.get("channel_name") or ""),
-        version=str(body["version"]),
-        events=events,
-    )

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,8 +23,7 @@ __all__ = [
     "ChannelKey",
     "ChannelState",
     "DeviceInfo",
-    "StateImageError",
-    "StateStore",
+    "StateChange",
     "StoredError",
     "changed",
     "channels_digest",
@@ -41,10 +40,6 @@ ChannelKey = tuple[str, int]
 def utcnow() -> datetime:
     """Now, in UTC, to the second (state timestamps need no more)."""
     return datetime.now(UTC).replace(microsecond=0)
-
-
-class StateImageError(ValueError):
-    """A stored item (a stream image, a row) that is not a channel state."""
 
 
 class StoredError(BaseModel):
@@ -66,10 +61,6 @@ class StoredError(BaseModel):
             tid=error.tid,
             permanent=bool(getattr(error, "permanent", False)),
         )
-
-    def same_as(self, other: StoredError | None) -> bool:
-        """Same error, ignoring the trace id (which differs on every call)."""
-        return other is not None and (self.code, self.msg) == (other.code, other.msg)
 
 
 class DeviceInfo(BaseModel):
@@ -157,6 +148,11 @@ class ChannelState(BaseModel):
     def from_item(cls, item: Mapping[str, Any]) -> ChannelState:
         """Read the flat form back."""
         return cls.model_validate(item)
+
+
+#: A state to write, with the one it replaces (``None`` for a first sighting): what a
+#: table's stream delivers, and what news is made from in both modes.
+StateChange = tuple[ChannelState | None, ChannelState]
 
 
 def next_states(
@@ -247,15 +243,3 @@ def _merge(old: ChannelState | None, new: ChannelState, now: datetime) -> Channe
 def changed(old: ChannelState | None, new: ChannelState) -> bool:
     """Whether ``new`` must be written (something other than timestamps differs)."""
     return old is None or old.facts() != new.facts()
-
-
-class StateStore(Protocol):
-    """Where channel states live: SQLite on one machine, DynamoDB in the cloud."""
-
-    def load(self, device_ids: Iterable[str]) -> dict[ChannelKey, ChannelState]:
-        """Every stored state of these devices, by ``(device_id, channel)``."""
-        ...
-
-    def save(self, states: Iterable[ChannelState]) -> None:
-        """Write these states (only changed ones are ever passed)."""
-        ...

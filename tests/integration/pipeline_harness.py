@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import sys
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,9 @@ from unittest import mock
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from fwwatch.aws.services import CheckerService, DifferService, SchedulerService, SlackService
+from fwwatch.aws.checker import CheckerService
+from fwwatch.aws.differ import DifferService
+from fwwatch.aws.scheduler import SchedulerService
 from fwwatch.aws.settings import (
     CheckerSettings,
     DifferSettings,
@@ -33,6 +36,7 @@ from fwwatch.aws.settings import (
     SlackSettings,
     load,
 )
+from fwwatch.aws.slack import SlackService
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,13 +83,13 @@ class Pipeline:
         parameters.clear_caches()
         dynamodb = self.stack.client("dynamodb")
         sqs = self.stack.client("sqs")
-        self.scheduler = SchedulerService(
+        self.scheduler = SchedulerService.from_clients(
             load(SchedulerSettings, self.env("SchedulerFunction")), sqs=sqs, dynamodb=dynamodb
         )
-        self.checker = CheckerService(
+        self.checker = CheckerService.from_clients(
             load(CheckerSettings, self.env("CheckerFunction")), sqs=sqs, dynamodb=dynamodb
         )
-        self.differ = DifferService(
+        self.differ = DifferService.from_clients(
             load(DifferSettings, self.env("DifferFunction")),
             sns=self.stack.client("sns"),
             dynamodb=dynamodb,
@@ -150,7 +154,10 @@ class Pipeline:
                 VisibilityTimeout=self.visibility_timeout,
             ).get("Messages", [])
             if not received:
-                break
+                if not self._messages_delayed():
+                    break
+                time.sleep(0.25)  # Lambda polls again; the retries' delay runs out
+                continue
             try:
                 answer = self._invoke("checker", self._sqs_event(received), checker=self.checker)
             except BatchProcessingError:
@@ -173,6 +180,12 @@ class Pipeline:
                         QueueUrl=self.check_queue, ReceiptHandle=message["ReceiptHandle"]
                     )
         return answers
+
+    def _messages_delayed(self) -> int:
+        attributes = self.stack.client("sqs").get_queue_attributes(
+            QueueUrl=self.check_queue, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessagesDelayed", 0))
 
     def _sqs_event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         arn = self.stack.arn("CheckQueue")

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from fwwatch.cycle import DeviceRetryPolicy
 from fwwatch.events import EventGroup
 from fwwatch.local.runner import RunReport, run_cycle
 from fwwatch.local.store_sqlite import SqliteStore
@@ -193,6 +194,11 @@ TUYA_ROWS = [
 ]
 
 
+#: The devices' retry rule of every row, in both modes: three checks, no wait between them
+#: (AWS mode: RETRY_DELAY_S=0).
+NO_WAIT = DeviceRetryPolicy(max_attempts=3, delay_s=0)
+
+
 # ---------------------------------------------------------------------- local mode
 
 
@@ -206,8 +212,9 @@ async def local_cycle(
         qps=200,
         timeout_s=1.0,
     )
-    async with TuyaClient(settings, retry=RetryPolicy(base_s=0.01), **client) as tuya:
-        return await run_cycle(tuya, store, list(notifiers), batch_size=10)
+    retry = RetryPolicy(base_s=0.01, attempts=client.pop("attempts", 8))
+    async with TuyaClient(settings, retry=retry, **client) as tuya:
+        return await run_cycle(tuya, store, list(notifiers), batch_size=10, retry=NO_WAIT)
 
 
 def assert_accounted(report: RunReport, expected_failures: frozenset[str]) -> None:
@@ -215,23 +222,6 @@ def assert_accounted(report: RunReport, expected_failures: frozenset[str]) -> No
     assert report.checked + len(report.failed) == report.devices == len(PLUGS + SENSORS)
     assert {r.device_id for r in report.failed} == expected_failures
     assert all(r.error is not None and r.error.msg for r in report.failed)
-
-
-@pytest.mark.parametrize("row", TUYA_ROWS, ids=lambda row: row.name)
-async def test_local_mode_under(
-    row: Row, make_simulator: Callable[..., Any], tmp_path: Path
-) -> None:
-    sim = make_simulator(fleet=fleet())
-    recorder = Recorder()
-    with SqliteStore(tmp_path / "state.sqlite3") as store:
-        await local_cycle(sim, store, [recorder])
-        sim.cloud.publish_release(PLUG, 0, "1.1.0")
-        row.inject(sim)
-        faulty = await local_cycle(sim, store, [recorder])
-        row.clear(sim)
-        await local_cycle(sim, store, [recorder])
-    assert_accounted(faulty, row.fails)
-    assert recorder.plugs_told() == PLUGS  # each plug once: none missed, none twice
 
 
 async def test_local_mode_when_the_refresh_token_is_rejected(
@@ -251,7 +241,7 @@ async def test_local_mode_when_the_refresh_token_is_rejected(
             await tuya.get_firmware(PLUGS[0])
             sim.cloud.revoke_tokens()
             await asyncio.sleep(0.4)
-            report = await run_cycle(tuya, store, [recorder])
+            report = await run_cycle(tuya, store, [recorder], retry=NO_WAIT)
             stats = tuya.stats
     assert_accounted(report, frozenset())
     assert stats.grants >= 2
@@ -321,7 +311,7 @@ async def test_local_mode_when_the_cloud_cannot_be_reached(
     )
     async with TuyaClient(settings, retry=RetryPolicy(attempts=3, base_s=0.01)) as tuya:
         with SqliteStore(tmp_path / "s.sqlite3") as store:
-            report = await run_cycle(tuya, store, [Recorder()], device_ids=PLUGS[:3])
+            report = await run_cycle(tuya, store, [Recorder()], device_ids=PLUGS[:3], retry=NO_WAIT)
             assert [s for s in store.load_all() if s.channel >= 0] == []
     assert report.checked == 0
     assert [r.device_id for r in report.failed] == PLUGS[:3]
@@ -373,22 +363,6 @@ def stored_errors(pipeline: Pipeline) -> dict[str, int | None]:
         for item in items
         if item["channel"]["N"] == "-1" and "last_error" in item
     }
-
-
-@pytest.mark.parametrize("row", TUYA_ROWS, ids=lambda row: row.name)
-def test_aws_mode_under(row: Row, aws: tuple[Any, Pipeline]) -> None:
-    sim, pipeline = aws
-    told = aws_cycle(pipeline)
-    sim.cloud.publish_release(PLUG, 0, "1.1.0")
-    row.inject(sim)
-    told += aws_cycle(pipeline)
-    errors = stored_errors(pipeline)
-    dead = pipeline.dead_letters()
-    row.clear(sim)
-    told += aws_cycle(pipeline)
-    assert dead == []  # transient faults were absorbed by retries
-    assert set(errors) == set(row.fails)  # device errors recorded on the device, with their code
-    assert plugs_told(told) == PLUGS
 
 
 @pytest.mark.parametrize(("code", "words"), [(1004, "TUYA_ACCESS_SECRET"), (28841004, "quota")])
@@ -634,9 +608,177 @@ def test_aws_mode_keeps_the_rate_limit_it_learned_for_the_next_containers(
     share = f"checker-of-{pipeline.checker.settings.checker_max_concurrency}"
     assert 5 <= rates[share] <= 12
     # And a new container starts just under it instead of slow-starting
-    pipeline.checker.rates = None
-    client = pipeline.checker.tuya_client()
+    pipeline.checker.tuya.rates = None
+    client = pipeline.checker.tuya.client()
     asyncio.run(client.aclose())
     assert client.limiter.rate == pytest.approx(
         min(rates[share] * 0.95, client.limiter.ceiling), rel=0.01
     )
+
+
+# ---------------------------------------------------------------------- both modes, one story
+
+Outcomes = dict[str, str]
+
+
+class LocalStory:
+    """Local mode: cycles of `run_cycle` on one SQLite state, told to a recorder."""
+
+    def __init__(self, sim: Any, tmp_path: Path, **client: Any) -> None:
+        self.sim, self.client = sim, client
+        self.store = SqliteStore(tmp_path / "state.sqlite3")
+        self.recorder = Recorder()
+
+    def cycle(self) -> Outcomes:
+        report = asyncio.run(local_cycle(self.sim, self.store, [self.recorder], **self.client))
+        checked = {r.device_id for r in report.failed}
+        outcomes = {r.device_id: r.outcome for r in report.failed}
+        for state in self.store.load_all():
+            if state.device_id not in checked:
+                outcomes.setdefault(state.device_id, "checked")
+        return outcomes
+
+    def plugs_told(self) -> list[str]:
+        return self.recorder.plugs_told()
+
+
+class AwsStory:
+    """AWS mode: scheduler, checkers and differ on moto; what the topic's subscriber got."""
+
+    def __init__(self, sim: Any, stack: Any, **overrides: str) -> None:
+        self.pipeline = Pipeline(
+            stack,
+            overrides={"RETRY_DELAY_S": "0", "TUYA_QPS": "200", "TUYA_TIMEOUT_S": "1", **overrides},
+        )
+        self.told: list[dict[str, Any]] = []
+
+    def cycle(self) -> Outcomes:
+        self.told += aws_cycle(self.pipeline)
+        gave_up = {
+            device_id
+            for body in self.pipeline.dead_letters()
+            for device_id in json.loads(body).get("device_ids", [])
+        }
+        items = self.pipeline.stack.client("dynamodb").scan(
+            TableName=self.pipeline.stack.table_name("StateTable")
+        )["Items"]
+        outcomes: Outcomes = {}
+        for item in items:
+            if item["channel"]["N"] != "-1":
+                continue
+            device_id = item["device_id"]["S"]
+            if device_id in gave_up:
+                outcomes[device_id] = "not_checked"
+            else:
+                outcomes[device_id] = "device_error" if "last_error" in item else "checked"
+        return outcomes
+
+    def plugs_told(self) -> list[str]:
+        return plugs_told(self.told)
+
+
+MODES = ("local", "aws")
+
+
+@pytest.fixture
+def story(
+    request: pytest.FixtureRequest,
+    make_simulator: Callable[..., Any],
+    make_aws_stack: Callable[..., Any],
+    tmp_path: Path,
+) -> Callable[..., tuple[Any, LocalStory | AwsStory]]:
+    """``story(fleet, attempts=N)``: a simulator and the mode's cycles against it."""
+
+    def make(
+        fleet_of: Fleet | None = None, *, attempts: int = 8
+    ) -> tuple[Any, LocalStory | AwsStory]:
+        sim = make_simulator(fleet=fleet_of or fleet())
+        if request.param == "local":
+            return sim, LocalStory(sim, tmp_path, attempts=attempts)
+        stack = make_aws_stack(
+            parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 5},
+            tuya_secret={"access_id": sim.access_id, "access_secret": sim.access_secret},
+        )
+        return sim, AwsStory(sim, stack, TUYA_RETRY_ATTEMPTS=str(attempts))
+
+    return make
+
+
+@pytest.mark.parametrize("story", MODES, indirect=True)
+@pytest.mark.parametrize("row", TUYA_ROWS, ids=lambda row: row.name)
+def test_every_device_has_the_same_outcome_in_both_modes_under(
+    row: Row, story: Callable[..., tuple[Any, LocalStory | AwsStory]]
+) -> None:
+    # Given a baseline cycle, then a release for the plugs
+    sim, mode = story()
+    mode.cycle()
+    sim.cloud.publish_release(PLUG, 0, "1.1.0")
+    # When a cycle runs under the fault, then one more with the fault cleared
+    row.inject(sim)
+    outcomes = mode.cycle()
+    row.clear(sim)
+    mode.cycle()
+    # Then every device was checked, or answered its device error, in the faulty cycle
+    expected = {
+        device_id: "device_error" if device_id in row.fails else "checked"
+        for device_id in PLUGS + SENSORS
+    }
+    assert outcomes == expected
+    # And each plug's news reached the subscriber once: none missed, none twice
+    assert mode.plugs_told() == PLUGS
+
+
+def fleet_listing_an_invalid_id() -> Fleet:
+    """The story's fleet, with an ID in Tuya's own listing that is no device ID ('..')."""
+    odd = FleetDevice(
+        device_id="..",
+        name="odd",
+        product_id=PLUG,
+        product_name=PLUG,
+        category="cz",
+        channels=[FleetChannel(channel=0, current_version="1.0.0")],
+    )
+    return Fleet(devices=[*fleet().devices, odd])
+
+
+class Warnings(logging.Handler):
+    """The warnings the core cycle logs (the functions' logger does not propagate)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.mark.parametrize("story", MODES, indirect=True)
+@pytest.mark.parametrize(
+    "scenario", ["a device failing transiently twice, then answering", "an invalid listed ID"]
+)
+def test_the_cycle_settles_devices_by_one_rule_in_both_modes(
+    scenario: str, story: Callable[..., tuple[Any, LocalStory | AwsStory]]
+) -> None:
+    warnings = Warnings()
+    logging.getLogger("fwwatch.cycle").addHandler(warnings)
+    try:
+        if scenario == "an invalid listed ID":
+            # Given Tuya's listing holding ".." beside the fleet
+            sim, mode = story(fleet_listing_an_invalid_id())
+        else:
+            # Given one try per call, and plug003's firmware failing on two calls in a row
+            sim, mode = story(attempts=1)
+            sim.cloud.faults.inject_http_status(503, count=2, path_contains="plug003/firmware")
+        # When a cycle runs
+        outcomes = mode.cycle()
+    finally:
+        logging.getLogger("fwwatch.cycle").removeHandler(warnings)
+    # Then every device of the fleet is checked (plug003 on its third check), and ".." is
+    # skipped with a warning that names it, never requested
+    assert outcomes == dict.fromkeys(PLUGS + SENSORS, "checked")
+    requested = sim.cloud.stats.snapshot()["by_api"]["GET /v2.0/cloud/thing/{device_id}/firmware"]
+    if scenario == "an invalid listed ID":
+        assert any("skipped a listed device" in line and "'..'" in line for line in warnings.lines)
+        assert requested == len(PLUGS + SENSORS)
+    else:
+        assert requested == len(PLUGS + SENSORS) + 2

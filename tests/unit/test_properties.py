@@ -18,11 +18,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import fwwatch.state
 from fwwatch.aws.dynamo import to_dynamo
-from fwwatch.aws.store_dynamodb import state_from_image
+from fwwatch.aws.store_dynamodb import StateImageError, state_from_image
 from fwwatch.events import EventType, FirmwareEvent, diff, group_events
-from fwwatch.pipeline import news_from_changes
+from fwwatch.news import news_from_changes
 from fwwatch.state import ChannelState, StoredError
 from fwwatch.tuya import (
     InvalidDeviceIdError,
@@ -399,9 +398,8 @@ IMAGES = st.none() | ARBITRARY_IMAGES | REAL_IMAGES | damaged_images()
 
 
 def _typed_errors() -> tuple[type[BaseException], ...]:
-    """The project's own errors a stream image may raise (StateImageError once it exists)."""
-    image_error = getattr(fwwatch.state, "StateImageError", None)
-    return (TuyaError,) if image_error is None else (TuyaError, image_error)
+    """The project's own errors a stream image may raise."""
+    return (TuyaError, StateImageError)
 
 
 @FAST

@@ -6,15 +6,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..events import NEWS_DEDUPE_WINDOW
 from .dynamo import batch_get, batch_write
 
 __all__ = ["DynamoNewsLedger"]
 
-KEEP_S = 400 * 86400  # a year and a bit: the same version is not news again within it
+KEEP_S = int(NEWS_DEDUPE_WINDOW.total_seconds())
 
 
 class DynamoNewsLedger:
-    """A :class:`~fwwatch.pipeline.NewsLedger` over the control table."""
+    """A :class:`~fwwatch.news.NewsLedger` over the control table (items expire by TTL)."""
 
     def __init__(self, client: Any, table: str) -> None:
         self._client = client
@@ -24,7 +25,13 @@ class DynamoNewsLedger:
         if not keys:
             return set()
         items = batch_get(self._client, self._table, [{"pk": f"news#{key}"} for key in keys])
-        return {str(item["pk"]).removeprefix("news#") for item in items}
+        # DynamoDB deletes expired items within days, not at once: an expired one is forgotten.
+        now = int(time.time())
+        return {
+            str(item["pk"]).removeprefix("news#")
+            for item in items
+            if int(item.get("expires_at", now + 1)) > now
+        }
 
     def record(self, keys: Sequence[str]) -> None:
         now = int(time.time())

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ..pipeline import CheckMessage
+from ..messages import CheckMessage, DeadLetter
 
 __all__ = ["SqsCheckQueue"]
 
@@ -48,14 +47,10 @@ class SqsCheckQueue:
                 raise RuntimeError(f"SQS refused {len(entries)} check messages five times")
         return requests
 
-    def dead_letter(self, message: CheckMessage, errors: Mapping[str, Mapping[str, Any]]) -> None:
+    def dead_letter(self, letter: DeadLetter) -> None:
         """Put devices that exhausted their attempts on the dead-letter queue, with errors."""
         if self.dead_letter_url is None:
             raise RuntimeError("no dead-letter queue configured")
-        body = {
-            "run_id": message.run_id,
-            "device_ids": sorted(errors),
-            "attempt": message.attempt,
-            "errors": dict(errors),
-        }
-        self._client.send_message(QueueUrl=self.dead_letter_url, MessageBody=json.dumps(body))
+        self._client.send_message(
+            QueueUrl=self.dead_letter_url, MessageBody=letter.model_dump_json()
+        )

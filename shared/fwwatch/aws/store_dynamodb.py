@@ -1,4 +1,4 @@
-"""Channel states in DynamoDB: one item per device and channel (a ``KeyedStateStore``)."""
+"""Channel states in DynamoDB: one item per device and channel (a ``StateReader`` and more)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..state import ChannelKey, ChannelState, StateImageError
+from ..state import ChannelKey, ChannelState
 from .dynamo import batch_get, batch_write, from_dynamo
 
-__all__ = ["DynamoStateStore", "state_from_image"]
+__all__ = ["DynamoStateStore", "StateImageError", "state_from_image"]
+
+
+class StateImageError(ValueError):
+    """A stream image that is not a channel state."""
 
 
 class DynamoStateStore:
@@ -37,7 +41,7 @@ class DynamoStateStore:
 def state_from_image(image: Mapping[str, Any] | None) -> ChannelState | None:
     """A stream record's OldImage/NewImage (DynamoDB JSON) as a state.
 
-    Raises :class:`~fwwatch.state.StateImageError` for an image that is not a channel state.
+    Raises :class:`StateImageError` for an image that is not a channel state.
     """
     if not image:
         return None

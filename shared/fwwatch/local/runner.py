@@ -1,9 +1,11 @@
 """One full cycle on one machine: discover, check, compare, store, notify, report.
 
-Devices are checked in batches; each batch's changed states and the news they make are
-stored in one SQLite transaction (the outbox). Notifiers then deliver whatever is pending,
-including news a crashed or interrupted run stored but never sent. A notifier that fails
-keeps its news pending for the next cycle and never blocks the others.
+This is local mode's driver of the core cycle (:mod:`fwwatch.cycle`; the checker Lambda is
+the other one). Devices are checked in batches; each batch's changed states and the news
+they make are stored in one SQLite transaction (the outbox). Devices that failed transiently
+are checked again in-process, after the policy's wait. Notifiers then deliver whatever is
+pending, including news a crashed or interrupted run stored but never sent. A notifier that
+fails keeps its news pending for the next cycle and never blocks the others.
 """
 
 from __future__ import annotations
@@ -13,18 +15,30 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..check import CheckResult, check_devices, compare_results
+from ..check import CheckResult, FirmwareSource, Progress
+from ..cycle import DeviceLister, DeviceRetryPolicy, Settlement, StateReader, check_batch, discover
 from ..events import FirmwareEvent, group_events
 from ..notify import Notifier, NotifyError
-from ..state import DeviceInfo, utcnow
-from ..tuya import TuyaClient, TuyaError, TuyaFatalError
-from .store_sqlite import SqliteStore
+from ..state import ChannelState, DeviceInfo, utcnow
+from ..tuya import TuyaError, TuyaFatalError
 
-__all__ = ["NotifierOutcome", "RunReport", "run_cycle"]
+if TYPE_CHECKING:
+    from ..tuya import ClientStats
+    from .store_sqlite import PendingEvent
+
+__all__ = [
+    "CloudClient",
+    "NotifierOutcome",
+    "RunReport",
+    "RunStore",
+    "deliver_pending",
+    "run_cycle",
+]
 
 logger = logging.getLogger("fwwatch.local")
 
@@ -145,29 +159,142 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
+class CloudClient(FirmwareSource, DeviceLister, Protocol):
+    """What a run needs of the Tuya client: firmware, the listing, and its request count."""
+
+    @property
+    def stats(self) -> ClientStats:
+        """What the client did so far."""
+        ...
+
+
+class RunStore(StateReader, Protocol):
+    """What a run needs of its store: keyed reads, the outbox, runs and known devices."""
+
+    def save_batch(
+        self,
+        *,
+        states: Sequence[ChannelState],
+        events: Sequence[FirmwareEvent],
+        checks: Sequence[tuple[str, bool, dict[str, Any] | None]],
+        notifiers: Sequence[str],
+        run_id: str,
+        now: datetime,
+    ) -> int:
+        """Keep a batch's states, news and check times in one transaction."""
+        ...
+
+    def known_device_ids(self) -> list[str]:
+        """Every device an earlier run checked or tried to."""
+        ...
+
+    def pending(self, notifier: str) -> list[PendingEvent]:
+        """News not yet delivered by ``notifier``."""
+        ...
+
+    def mark_delivered(self, notifier: str, outbox_ids: Iterable[int], now: datetime) -> None:
+        """Record a delivery."""
+        ...
+
+    def mark_failed(self, notifier: str, outbox_ids: Iterable[int], error: str) -> None:
+        """Record a failed delivery (the news stays pending)."""
+        ...
+
+    def start_run(self, run_id: str, now: datetime) -> None:
+        """Record the start of a run."""
+        ...
+
+    def finish_run(self, run_id: str, report: dict[str, Any]) -> None:
+        """Record the end of a run with its report."""
+        ...
+
+
+@dataclass
+class _Run:
+    """One run under way: its report, and the devices waiting for another check."""
+
+    client: CloudClient
+    store: RunStore
+    notifiers: Sequence[Notifier]
+    report: RunReport
+    policy: DeviceRetryPolicy
+    notify_first_seen: bool
+    concurrency: int
+    infos: dict[str, DeviceInfo] = field(default_factory=dict)
+    #: Devices to check again, with their last failed result (reported if never retried).
+    waiting: dict[str, CheckResult] = field(default_factory=dict)
+    retry_after_s: float | None = None
+
+    async def check(
+        self, device_ids: Sequence[str], attempt: int, on_result: Progress | None = None
+    ) -> None:
+        """Check and settle a batch; keep what is final, queue the rest for another check."""
+        batch = await check_batch(
+            self.client,
+            device_ids,
+            self.store,
+            attempt=attempt,
+            policy=self.policy,
+            infos=self.infos,
+            concurrency=self.concurrency,
+            on_result=on_result,
+        )
+        settled = batch.settled
+        self.store.save_batch(
+            states=batch.states,
+            events=(news := batch.news(notify_first_seen=self.notify_first_seen)),
+            checks=[(r.device_id, r.ok, r.error.as_dict() if r.error else None) for r in settled],
+            notifiers=[notifier.name for notifier in self.notifiers],
+            run_id=self.report.run_id,
+            now=batch.now,
+        )
+        for result in settled:
+            self.waiting.pop(result.device_id, None)
+        for result in batch.having(Settlement.RETRY):
+            self.waiting[result.device_id] = result
+        if batch.retry_after_s is not None:
+            self.retry_after_s = max(self.retry_after_s or 0.0, batch.retry_after_s)
+        self.report.checked += len(batch.having(Settlement.CHECKED))
+        self.report.failed += batch.having(Settlement.DEVICE_ERROR, Settlement.GAVE_UP)
+        self.report.events += news
+
+
 async def run_cycle(
-    client: TuyaClient,
-    store: SqliteStore,
+    client: CloudClient,
+    store: RunStore,
     notifiers: Sequence[Notifier],
     *,
     device_ids: Sequence[str] | None = None,
     notify_first_seen: bool = False,
     concurrency: int = 16,
     batch_size: int = 500,
+    retry: DeviceRetryPolicy | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     stop: asyncio.Event | None = None,
     run_id: str | None = None,
 ) -> RunReport:
-    """Run one cycle and return its report. A set ``stop`` event ends it after the batch."""
+    """Run one cycle and return its report. A set ``stop`` event ends it after the batch.
+
+    Devices that fail transiently are checked again, ``retry`` deciding how often and after
+    how long (the checker Lambda follows the same policy through its queue).
+    """
     started = time.monotonic()
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:12])
+    run = _Run(
+        client,
+        store,
+        notifiers,
+        report,
+        retry or DeviceRetryPolicy(),
+        notify_first_seen,
+        concurrency,
+    )
     store.start_run(report.run_id, utcnow())
     requests_before = client.stats.requests
-    infos: dict[str, DeviceInfo] = {}
     batches: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=2)
     done = 0
 
-    def tick() -> None:
+    def tick(_: CheckResult) -> None:
         nonlocal done
         done += 1
         if on_progress is not None:
@@ -181,6 +308,8 @@ async def run_cycle(
 
         async def add(device_id: str) -> None:
             nonlocal batch
+            if device_id in seen:
+                return
             seen.add(device_id)
             report.devices += 1
             batch.append(device_id)
@@ -190,27 +319,28 @@ async def run_cycle(
 
         try:
             if device_ids is not None:
-                source: AsyncIterator[str] = _iterate(device_ids)
+                for device_id in device_ids:
+                    await add(device_id)
             else:
-                source = _listed(client, infos)
-            try:
-                async for device_id in source:
-                    await add(device_id)
-            except TuyaFatalError:
-                raise
-            except TuyaError as exc:
-                # The listing gave out (after its retries): check the devices known from
-                # earlier runs all the same, and say the listing failed.
-                report.listing_error = str(exc)
-                known = [d for d in store.known_device_ids() if d not in seen]
-                logger.warning(
-                    "listing the devices failed (%s); checking the %d devices known from "
-                    "earlier runs",
-                    exc,
-                    len(known),
-                )
-                for device_id in known:
-                    await add(device_id)
+                try:
+                    async for device_id, info in discover(client):
+                        run.infos[device_id] = info
+                        await add(device_id)
+                except TuyaFatalError:
+                    raise
+                except TuyaError as exc:
+                    # The listing gave out (after its retries): check the devices known
+                    # from earlier runs all the same, and say the listing failed.
+                    report.listing_error = str(exc)
+                    known = [d for d in store.known_device_ids() if d not in seen]
+                    logger.warning(
+                        "listing the devices failed (%s); checking the %d devices known "
+                        "from earlier runs",
+                        exc,
+                        len(known),
+                    )
+                    for device_id in known:
+                        await add(device_id)
             if batch:
                 await batches.put(batch)
         except asyncio.CancelledError:
@@ -230,15 +360,17 @@ async def run_cycle(
             if stop is not None and stop.is_set():
                 report.interrupted = True
                 break
-            await _check_batch(
-                client, store, notifiers, batch, infos, report, notify_first_seen, concurrency, tick
-            )
+            await run.check(batch, 1, tick)
     finally:
         # Stops a lister still at work; re-raises the error of one that failed (a fatal
         # answer while listing ends the run like one while checking).
         lister.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await lister
+    if not report.interrupted:
+        report.interrupted = not await _check_again(run, batch_size, stop)
+    # Devices still waiting for a check (the run was stopped) are reported, not recorded.
+    report.failed += run.waiting.values()
     report.notifications = await deliver_pending(store, notifiers)
     report.tuya_requests = client.stats.requests - requests_before
     report.duration_s = time.monotonic() - started
@@ -246,58 +378,41 @@ async def run_cycle(
     return report
 
 
-async def _iterate(device_ids: Sequence[str]) -> AsyncIterator[str]:
-    for device_id in device_ids:
-        yield device_id
+async def _check_again(run: _Run, batch_size: int, stop: asyncio.Event | None) -> bool:
+    """Check the waiting devices again under the run's policy; ``False`` when stopped."""
+    attempt = 1
+    while run.waiting:
+        attempt += 1
+        delay = run.policy.delay_before(attempt, retry_after_s=run.retry_after_s)
+        run.retry_after_s = None
+        logger.info("checking %d devices again in %.0f s", len(run.waiting), delay)
+        if not await _wait(delay, stop):
+            return False
+        todo = list(run.waiting)
+        for start in range(0, len(todo), batch_size):
+            await run.check(todo[start : start + batch_size], attempt)
+    return True
 
 
-async def _listed(client: TuyaClient, infos: dict[str, DeviceInfo]) -> AsyncIterator[str]:
-    async for device in client.list_devices():
-        if device.device_id not in infos:
-            infos[device.device_id] = DeviceInfo.from_summary(device)
-            yield device.device_id
-
-
-async def _check_batch(
-    client: TuyaClient,
-    store: SqliteStore,
-    notifiers: Sequence[Notifier],
-    batch: list[str],
-    infos: dict[str, DeviceInfo],
-    report: RunReport,
-    notify_first_seen: bool,
-    concurrency: int,
-    tick: Callable[[], None],
-) -> None:
-    results = await check_devices(
-        client, batch, concurrency=concurrency, on_result=lambda _: tick()
-    )
-    now = utcnow()
-    comparison = compare_results(
-        results, store.load(batch), infos=infos, notify_first_seen=notify_first_seen, now=now
-    )
-    store.save_batch(
-        states=comparison.changed_states,
-        events=comparison.events,
-        checks=[(r.device_id, r.ok, r.error.as_dict() if r.error else None) for r in results],
-        notifiers=[notifier.name for notifier in notifiers],
-        run_id=report.run_id,
-        now=now,
-    )
-    report.checked += sum(1 for result in results if result.ok)
-    report.failed.extend(result for result in results if not result.ok)
-    report.events.extend(comparison.events)
+async def _wait(seconds: float, stop: asyncio.Event | None) -> bool:
+    """Sleep, or end early when ``stop`` is set; ``False`` when stopped."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return True
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return not stop.is_set()
 
 
 async def deliver_pending(
-    store: SqliteStore, notifiers: Sequence[Notifier]
+    store: RunStore, notifiers: Sequence[Notifier]
 ) -> dict[str, NotifierOutcome]:
     """Send every notifier's pending news, grouped; notifiers run side by side."""
     outcomes = await asyncio.gather(*(_deliver(store, notifier) for notifier in notifiers))
     return {notifier.name: outcome for notifier, outcome in zip(notifiers, outcomes, strict=True)}
 
 
-async def _deliver(store: SqliteStore, notifier: Notifier) -> NotifierOutcome:
+async def _deliver(store: RunStore, notifier: Notifier) -> NotifierOutcome:
     outcome = NotifierOutcome()
     pending = store.pending(notifier.name)
     ids_by_key = {item.event.dedupe_key: item.outbox_id for item in pending}

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..events import FirmwareEvent
+from ..events import NEWS_DEDUPE_WINDOW, FirmwareEvent
 from ..state import ChannelKey, ChannelState
 
 __all__ = ["PendingEvent", "SqliteStore", "default_state_path"]
@@ -81,7 +81,7 @@ class PendingEvent:
 
 
 class SqliteStore:
-    """Channel states, outbox and runs in one SQLite file (a :class:`StateStore`)."""
+    """Channel states, outbox and runs in one SQLite file (a ``RunStore`` of the runner)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -132,15 +132,16 @@ class SqliteStore:
                 found[state.key] = state
         return found
 
+    def get_items(self, keys: Iterable[ChannelKey]) -> dict[ChannelKey, ChannelState]:
+        """The stored states of these keys (a :class:`~fwwatch.cycle.StateReader`)."""
+        wanted = set(keys)
+        found = self.load({device_id for device_id, _ in wanted})
+        return {key: state for key, state in found.items() if key in wanted}
+
     def load_all(self) -> list[ChannelState]:
         """Every stored state (for ``fwwatch status``)."""
         rows = self._db.execute("SELECT item FROM channel_state ORDER BY device_id, channel")
         return [ChannelState.from_item(json.loads(item)) for (item,) in rows]
-
-    def save(self, states: Iterable[ChannelState]) -> None:
-        """Write states (in one transaction)."""
-        with self.transaction() as db:
-            self._write_states(db, states)
 
     def save_batch(
         self,
@@ -155,24 +156,30 @@ class SqliteStore:
         """Store a batch's changed states, its news and its check times atomically.
 
         Each new piece of news is queued for every notifier named. News already in the
-        outbox (same device, channel, event and version) is ignored, so a replayed batch
-        cannot queue the same notification twice. Returns how many events were queued.
+        outbox (the same dedupe key) within :data:`~fwwatch.events.NEWS_DEDUPE_WINDOW` is
+        ignored, so a replayed batch cannot queue the same notification twice; older news
+        of the same key is news again. Returns how many events were queued.
         """
         stamp = now.isoformat()
+        forgotten = (now - NEWS_DEDUPE_WINDOW).isoformat()
         with self.transaction() as db:
             self._write_states(db, states)
             queued = 0
             for event in events:
                 row = db.execute(
                     "INSERT INTO outbox (dedupe_key, event, run_id, created_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT(dedupe_key) DO NOTHING RETURNING id",
-                    (event.dedupe_key, event.model_dump_json(), run_id, stamp),
+                    "VALUES (?, ?, ?, ?) ON CONFLICT(dedupe_key) DO UPDATE SET "
+                    "event=excluded.event, run_id=excluded.run_id, "
+                    "created_at=excluded.created_at WHERE outbox.created_at < ? RETURNING id",
+                    (event.dedupe_key, event.model_dump_json(), run_id, stamp, forgotten),
                 ).fetchone()
                 if row is None:
                     continue
                 queued += 1
                 db.executemany(
-                    "INSERT INTO delivery (outbox_id, notifier) VALUES (?, ?)",
+                    "INSERT INTO delivery (outbox_id, notifier) VALUES (?, ?) "
+                    "ON CONFLICT(outbox_id, notifier) DO UPDATE SET delivered_at=NULL, "
+                    "attempts=0, last_error=NULL",
                     [(row[0], notifier) for notifier in notifiers],
                 )
             db.executemany(

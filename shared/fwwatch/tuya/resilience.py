@@ -147,6 +147,7 @@ class OutageBreaker:
             f"it is probed again in {self._probe_at - now:.0f} s",
             code=self._cause.code,
             tid=self._cause.tid,
+            retry_after_s=self._probe_at - now,
         )
 
     def succeeded(self) -> None:
@@ -172,6 +173,9 @@ class OutageBreaker:
             )
         self._cause = error
         self._probe_at = max(self._probe_at, now + self._probe_every_s)
+        # Whoever tries this call again (a device's next check) waits for the next probe.
+        if error.retry_after_s is None:
+            error.retry_after_s = self._probe_at - now
 
 
 class TokenGate:

@@ -1,4 +1,4 @@
-"""The pipeline's steps over in-memory fakes: messages, checking, publishing news once."""
+"""The core cycle over in-memory fakes: settling devices, the retry rule, news told once."""
 
 from __future__ import annotations
 
@@ -8,17 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from fwwatch.cycle import DeviceRetryPolicy, SettledBatch, Settlement, check_batch, discover
 from fwwatch.events import EventGroup, EventType
-from fwwatch.pipeline import (
-    CheckMessage,
-    check_message,
-    news_from_changes,
-    plan_messages,
-    publish_news,
-)
+from fwwatch.messages import CheckMessage
+from fwwatch.news import news_from_changes, publish_news
 from fwwatch.state import DEVICE_LEVEL_CHANNEL, ChannelKey, ChannelState
 from fwwatch.tuya import (
     DeviceFirmware,
+    DeviceSummary,
     InvalidDeviceIdError,
     TuyaDeviceError,
     TuyaTransientError,
@@ -71,13 +68,23 @@ class Cloud:
         )
 
 
-def message(*ids: str, attempt: int = 1) -> CheckMessage:
-    return CheckMessage(run_id="run1", device_ids=ids, attempt=attempt)
+async def check(
+    cloud: Cloud,
+    store: MemoryStore,
+    *ids: str,
+    attempt: int = 1,
+    now: datetime = T0,
+    policy: DeviceRetryPolicy | None = None,
+) -> SettledBatch:
+    """One batch checked and settled, and its changes written (as the checker does)."""
+    batch = await check_batch(cloud, ids, store, attempt=attempt, now=now, policy=policy)
+    store.put_items(batch.states)
+    return batch
 
 
-def test_plan_messages_cuts_devices_into_messages() -> None:
+def test_check_messages_cut_devices_into_messages() -> None:
     ids = [f"d{i}" for i in range(250)]
-    planned = plan_messages("r", ids, per_message=100)
+    planned = CheckMessage.plan("r", ids, per_message=100)
     assert [len(m.device_ids) for m in planned] == [100, 100, 50]
     assert [d for m in planned for d in m.device_ids] == ids
 
@@ -90,22 +97,22 @@ def test_a_message_with_a_hostile_device_id_is_refused() -> None:
 async def test_the_first_check_writes_every_item_and_an_unchanged_one_writes_nothing() -> None:
     cloud = Cloud({"a": ("1.0", None), "b": ("1.0", None)})
     store = MemoryStore()
-    first = await check_message(message("a", "b"), cloud, store, now=T0)
-    assert first.written == 4  # two channels and two device items
+    first = await check(cloud, store, "a", "b")
+    assert len(first.states) == 4  # two channels and two device items
     store.reads.clear()
-    second = await check_message(message("a", "b"), cloud, store, now=T0 + timedelta(days=1))
-    assert (second.written, store.writes) == (0, 4)
+    second = await check(cloud, store, "a", "b", now=T0 + timedelta(days=1))
+    assert (len(second.states), store.writes) == (0, 4)
     assert store.reads == [2]  # only the device items were read
 
 
 async def test_a_changed_device_reads_and_writes_only_itself() -> None:
     cloud = Cloud({"a": ("1.0", None), "b": ("1.0", None)})
     store = MemoryStore()
-    await check_message(message("a", "b"), cloud, store, now=T0)
+    await check(cloud, store, "a", "b")
     cloud.versions["b"] = ("1.0", "1.1")
     store.reads.clear()
-    outcome = await check_message(message("a", "b"), cloud, store, now=T0)
-    assert outcome.written == 2
+    batch = await check(cloud, store, "a", "b")
+    assert len(batch.states) == 2
     assert store.reads == [2, 1]
     assert store.items[("b", 0)].target_version == "1.1"
 
@@ -114,10 +121,12 @@ async def test_transient_failures_are_retried_then_given_up() -> None:
     cloud = Cloud({"a": ("1.0", None), "b": ("1.0", None)})
     cloud.errors["b"] = TuyaTransientError("HTTP 503; gave up after 6 attempts")
     store = MemoryStore()
-    early = await check_message(message("a", "b"), cloud, store, max_attempts=3)
-    last = await check_message(message("b", attempt=3), cloud, store, max_attempts=3)
-    assert (early.retry, early.gave_up) == (["b"], {})
-    assert (last.retry, list(last.gave_up)) == ([], ["b"])
+    policy = DeviceRetryPolicy(max_attempts=3)
+    early = await check(cloud, store, "a", "b", policy=policy)
+    assert (early.retry_ids, early.having(Settlement.GAVE_UP)) == (["b"], [])
+    assert ("b", DEVICE_LEVEL_CHANNEL) not in store.items  # a retry is not recorded
+    last = await check(cloud, store, "b", attempt=3, policy=policy)
+    assert (last.retry_ids, [r.device_id for r in last.having(Settlement.GAVE_UP)]) == ([], ["b"])
     assert store.items[("b", DEVICE_LEVEL_CHANNEL)].last_error is not None
 
 
@@ -125,14 +134,39 @@ async def test_device_errors_are_recorded_not_retried() -> None:
     cloud = Cloud({"a": ("1.0", None)})
     cloud.errors["a"] = TuyaDeviceError("device not exist", code=2010, permanent=True)
     store = MemoryStore()
-    outcome = await check_message(message("a"), cloud, store)
-    again = await check_message(message("a"), cloud, store)
-    assert outcome.retry == []
-    assert list(outcome.device_errors) == ["a"]
+    batch = await check(cloud, store, "a")
+    again = await check(cloud, store, "a")
+    assert batch.retry_ids == []
+    assert [r.device_id for r in batch.having(Settlement.DEVICE_ERROR)] == ["a"]
     error = store.items[("a", DEVICE_LEVEL_CHANNEL)].last_error
     assert error is not None
     assert error.code == 2010
-    assert again.written == 0
+    assert again.states == []
+
+
+@pytest.mark.parametrize(
+    ("attempt", "retry_after_s", "expected"),
+    [(2, None, 30.0), (3, None, 60.0), (4, None, 120.0), (2, 45.0, 45.0), (9, None, 900.0)],
+)
+def test_the_wait_before_a_retry_doubles_honours_the_cloud_and_is_capped(
+    attempt: int, retry_after_s: float | None, expected: float
+) -> None:
+    policy = DeviceRetryPolicy(max_attempts=10, delay_s=30)
+    assert policy.delay_before(attempt, retry_after_s=retry_after_s) == expected
+
+
+async def test_discovery_skips_invalid_and_repeated_ids_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Lister:
+        async def list_devices(self):  # type: ignore[no-untyped-def]
+            for device_id in ("good1", "../v1.0/token", "good2", "good1"):
+                yield DeviceSummary(device_id=device_id, name=device_id.upper())
+
+    found = [(device_id, info.device_name) async for device_id, info in discover(Lister())]
+    assert found == [("good1", "GOOD1"), ("good2", "GOOD2")]
+    assert "skipped a listed device" in caplog.text
+    assert "../v1.0/token" in caplog.text
 
 
 def pair(

@@ -1,0 +1,236 @@
+"""Everything that crosses a queue or a topic, as one pydantic model each.
+
+Producer and consumer use the same model, so a field cannot be dropped on the way:
+
+- :class:`CheckMessage`: scheduler -> check queue -> checker (and checker -> queue, to retry).
+- :class:`DeadLetter`: checker -> dead-letter queue (devices that kept failing, with errors).
+- :class:`NewsMessage`: differ -> SNS topic (the JSON body of every protocol but e-mail) ->
+  the Slack function and any other machine subscriber.
+- :class:`SnsDelivery`: the event SNS hands the Slack function (one news message a record).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, Json
+
+from .events import EventGroup, EventType, FirmwareEvent
+from .state import DeviceInfo
+from .tuya import TuyaError, validate_device_id
+
+__all__ = [
+    "CheckMessage",
+    "DeadLetter",
+    "ErrorFacts",
+    "NewsDevice",
+    "NewsMessage",
+    "SnsDelivery",
+]
+
+#: Device IDs per check message at most (SQS's 256 KiB leaves room for many more).
+MAX_DEVICES_PER_MESSAGE = 500
+
+
+class CheckMessage(BaseModel):
+    """One check-queue message: a slice of a run's devices, and which check this is."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    run_id: str = Field(min_length=1, max_length=64)
+    device_ids: tuple[str, ...] = Field(min_length=1, max_length=MAX_DEVICES_PER_MESSAGE)
+    attempt: int = Field(default=1, ge=1)
+    infos: dict[str, DeviceInfo] = Field(default_factory=dict)
+
+    def model_post_init(self, __context: object) -> None:
+        for device_id in self.device_ids:
+            validate_device_id(device_id)
+
+    @classmethod
+    def plan(
+        cls,
+        run_id: str,
+        device_ids: Sequence[str],
+        *,
+        per_message: int,
+        infos: Mapping[str, DeviceInfo] | None = None,
+    ) -> list[CheckMessage]:
+        """A run's devices cut into messages of ``per_message`` device IDs each."""
+        infos = infos or {}
+        return [
+            cls(
+                run_id=run_id,
+                device_ids=tuple(chunk),
+                infos={device_id: infos[device_id] for device_id in chunk if device_id in infos},
+            )
+            for chunk in (
+                device_ids[start : start + per_message]
+                for start in range(0, len(device_ids), per_message)
+            )
+        ]
+
+    def retry(self, device_ids: Sequence[str]) -> CheckMessage:
+        """The message that checks these of its devices again, as the next attempt."""
+        return self.model_copy(
+            update={
+                "device_ids": tuple(device_ids),
+                "attempt": self.attempt + 1,
+                "infos": {d: self.infos[d] for d in device_ids if d in self.infos},
+            }
+        )
+
+
+class ErrorFacts(BaseModel):
+    """Tuya's facts about an error: its code, message and trace id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: int | None = None
+    msg: str
+    tid: str | None = None
+
+    @classmethod
+    def from_error(cls, error: TuyaError) -> ErrorFacts:
+        """The facts of a client error."""
+        return cls(code=error.code, msg=error.msg, tid=error.tid)
+
+
+class DeadLetter(BaseModel):
+    """Devices of a run that failed transiently on every attempt, with their last errors."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    device_ids: tuple[str, ...]
+    attempt: int
+    errors: dict[str, ErrorFacts]
+
+    @classmethod
+    def of(cls, message: CheckMessage, errors: Mapping[str, TuyaError]) -> DeadLetter:
+        """The dead letter of a message's devices that gave up."""
+        return cls(
+            run_id=message.run_id,
+            device_ids=tuple(sorted(errors)),
+            attempt=message.attempt,
+            errors={device_id: ErrorFacts.from_error(e) for device_id, e in errors.items()},
+        )
+
+
+class NewsDevice(BaseModel):
+    """One device of a news message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device_id: str
+    device_name: str | None = None
+    previous_version: str | None = None
+    current_version: str | None = None
+    target_version: str | None = None
+    upgrade_status: int = 0
+    occurred_at: datetime | None = None
+
+
+class NewsMessage(BaseModel):
+    """One group of news as machines read it: the topic's JSON body."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: EventType
+    product_id: str | None = None
+    product_name: str | None = None
+    channel: int
+    channel_name: str = ""
+    version: str
+    previous_versions: list[str] = Field(default_factory=list)
+    device_count: int
+    occurred_at: datetime
+    summary: str = ""
+    devices: list[NewsDevice]
+
+    @classmethod
+    def from_group(cls, group: EventGroup, *, summary: str = "") -> NewsMessage:
+        """The message of a group (``summary``: the sentence people read)."""
+        return cls(
+            type=group.type,
+            product_id=group.product_id,
+            product_name=group.product_name,
+            channel=group.channel,
+            channel_name=group.channel_name,
+            version=group.version,
+            previous_versions=group.previous_versions,
+            device_count=group.device_count,
+            occurred_at=group.occurred_at,
+            summary=summary,
+            devices=[
+                NewsDevice(
+                    device_id=event.device_id,
+                    device_name=event.device_name,
+                    previous_version=event.previous_version,
+                    current_version=event.current_version,
+                    target_version=event.target_version,
+                    upgrade_status=event.upgrade_status,
+                    occurred_at=event.occurred_at,
+                )
+                for event in group.events
+            ],
+        )
+
+    def to_group(self) -> EventGroup:
+        """The group again, as the producer had it."""
+        events = tuple(
+            FirmwareEvent(
+                type=self.type,
+                device_id=device.device_id,
+                device_name=device.device_name,
+                channel=self.channel,
+                channel_name=self.channel_name,
+                product_id=self.product_id,
+                product_name=self.product_name,
+                previous_version=device.previous_version,
+                current_version=device.current_version,
+                target_version=device.target_version,
+                upgrade_status=device.upgrade_status,
+                occurred_at=device.occurred_at or self.occurred_at,
+            )
+            for device in self.devices
+        )
+        return EventGroup(
+            type=self.type,
+            product_id=self.product_id,
+            product_name=self.product_name,
+            channel=self.channel,
+            channel_name=self.channel_name,
+            version=self.version,
+            events=events,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready, as published."""
+        return self.model_dump(mode="json")
+
+
+class _SnsNotification(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    message: Json[NewsMessage] = Field(alias="Message")
+
+
+class _SnsRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    sns: _SnsNotification = Field(alias="Sns")
+
+
+class SnsDelivery(BaseModel):
+    """The event SNS gives a subscribed function: one news message per record."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    records: list[_SnsRecord] = Field(default_factory=list, alias="Records")
+
+    @property
+    def messages(self) -> list[NewsMessage]:
+        """The news messages, in the order delivered."""
+        return [record.sns.message for record in self.records]
