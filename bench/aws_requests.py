@@ -78,7 +78,7 @@ def measure(devices: int) -> list[tuple[str, Counter[str], dict[str, int]]]:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     from fwwatch.aws.services import CheckerService, DifferService, SchedulerService
-    from fwwatch.aws.settings import CheckerSettings, DifferSettings, SchedulerSettings, load
+    from fwwatch.aws.settings import CheckerSettings, DifferSettings, SchedulerSettings
     from fwwatch.simulator import SimulatedCloud, running_simulator
 
     cloud = SimulatedCloud(fleet(devices, products=10))
@@ -105,17 +105,17 @@ def measure(devices: int) -> list[tuple[str, Counter[str], dict[str, int]]]:
                 return lambda name: provider.get(name, transform="json", max_age=300)
 
             scheduler = SchedulerService(
-                load(SchedulerSettings, env("SchedulerFunction")),
+                SchedulerSettings.load(env("SchedulerFunction")),
                 sqs=counting.client("sqs"), dynamodb=counting.client("dynamodb"),
                 read_secret=container_secrets(),
             )  # fmt: skip
             checker = CheckerService(
-                load(CheckerSettings, env("CheckerFunction")),
+                CheckerSettings.load(env("CheckerFunction")),
                 sqs=counting.client("sqs"), dynamodb=counting.client("dynamodb"),
                 read_secret=container_secrets(),
             )  # fmt: skip
             differ = DifferService(
-                load(DifferSettings, env("DifferFunction")),
+                DifferSettings.load(env("DifferFunction")),
                 sns=counting.client("sns"), dynamodb=counting.client("dynamodb"),
             )  # fmt: skip
             return scheduler, checker, differ

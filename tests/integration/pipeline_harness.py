@@ -31,7 +31,6 @@ from fwwatch.aws.settings import (
     DifferSettings,
     SchedulerSettings,
     SlackSettings,
-    load,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,13 +79,13 @@ class Pipeline:
         dynamodb = self.stack.client("dynamodb")
         sqs = self.stack.client("sqs")
         self.scheduler = SchedulerService(
-            load(SchedulerSettings, self.env("SchedulerFunction")), sqs=sqs, dynamodb=dynamodb
+            SchedulerSettings.load(self.env("SchedulerFunction")), sqs=sqs, dynamodb=dynamodb
         )
         self.checker = CheckerService(
-            load(CheckerSettings, self.env("CheckerFunction")), sqs=sqs, dynamodb=dynamodb
+            CheckerSettings.load(self.env("CheckerFunction")), sqs=sqs, dynamodb=dynamodb
         )
         self.differ = DifferService(
-            load(DifferSettings, self.env("DifferFunction")),
+            DifferSettings.load(self.env("DifferFunction")),
             sns=self.stack.client("sns"),
             dynamodb=dynamodb,
         )
@@ -287,7 +286,7 @@ class Pipeline:
         return self._invoke("slack", event, slack=slack)
 
     def slack_service(self, **kwargs: Any) -> SlackService:
-        return SlackService(load(SlackSettings, self.env("SlackFunction")), **kwargs)
+        return SlackService(SlackSettings.load(self.env("SlackFunction")), **kwargs)
 
 
 def passes_filter(record: dict[str, Any]) -> bool:

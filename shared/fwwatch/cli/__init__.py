@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..tuya import InvalidDeviceIdError, TuyaConfigError, TuyaError, TuyaFatalError
+from ..tuya import ConfigError, InvalidDeviceIdError, TuyaError, TuyaFatalError
 from .common import ENVIRONMENT_HELP, EXIT_DEVICES_FAILED, EXIT_USAGE, UsageError
 
 __all__ = ["build_parser", "main"]
@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .simulate import simulate_command
 
         return simulate_command(args)
-    except (UsageError, TuyaConfigError, InvalidDeviceIdError) as exc:
+    except (UsageError, ConfigError, InvalidDeviceIdError) as exc:
         print(f"fwwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TuyaFatalError as exc:

@@ -6,11 +6,10 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from ..check import CheckResult, check_devices
-from ..local.store_sqlite import default_state_path
+from ..local.config import LocalSettings
 from ..tuya import TuyaClient, TuyaError, validate_device_id
 from .common import (
     EXIT_DEVICES_FAILED,
@@ -39,7 +38,7 @@ async def check_command(args: argparse.Namespace, out: TextIO) -> int:
         progress.update(done, len(device_ids))
 
     # Only the learned rate limit is read from and kept in the state file.
-    memory = open_rate_memory(Path(env.get("FWWATCH_STATE") or default_state_path()))
+    memory = open_rate_memory(LocalSettings.load(env).state)
     try:
         async with tuya_client(settings, memory, forget_rate=args.forget_rate) as tuya:
             results = await check_devices(

@@ -59,7 +59,7 @@ def environment(dotenv: Path = Path(".env")) -> dict[str, str]:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> TuyaSettings:
     """The Tuya settings (a :class:`TuyaConfigError` names what is wrong)."""
-    return TuyaSettings.from_env(environment() if environ is None else environ)
+    return TuyaSettings.load(environment() if environ is None else environ)
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from ..local.config import LocalConfigError, LocalSettings
+from ..local.config import LocalSettings
 from ..local.runner import RunReport, run_cycle
 from ..local.store_sqlite import SqliteStore
 from ..tuya import InvalidDeviceIdError, TuyaFatalError, TuyaSettings, validate_device_id
@@ -88,10 +88,7 @@ def read_device_ids(spec: str) -> list[str]:
 
 
 def _local_settings(args: argparse.Namespace, env: dict[str, str]) -> LocalSettings:
-    try:
-        local = LocalSettings.from_env(env)
-    except LocalConfigError as exc:
-        raise UsageError(str(exc)) from None
+    local = LocalSettings.load(env)
     if getattr(args, "state", None):
         local = local.model_copy(update={"state": Path(args.state)})
     return local
@@ -100,7 +97,7 @@ def _local_settings(args: argparse.Namespace, env: dict[str, str]) -> LocalSetti
 def _settings(args: argparse.Namespace) -> tuple[TuyaSettings, LocalSettings]:
     env = environment()
     local = _local_settings(args, env)
-    return TuyaSettings.from_env(env), local
+    return TuyaSettings.load(env), local
 
 
 async def run_command(args: argparse.Namespace, out: TextIO) -> int:
