@@ -160,7 +160,7 @@ SAVINGS = (
         "httpx",
         "httpx (and the Tuya client) not imported by the differ",
         ("differ",),
-        ("aws_lambda_powertools", "fwwatch.aws.observability", "pydantic", "pydantic_settings"),
+        ("aws_lambda_powertools", "fwwatch.aws.observability", "pydantic"),
         ("httpx",),
         "needs `fwwatch.tuya/__init__` not to import `client` eagerly (state.py only needs "
         "the models and errors)",
