@@ -17,19 +17,14 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..tuya import ConfigError, InvalidDeviceIdError, TuyaError, TuyaFatalError
+from ..local.config import LocalSettings
+from ..tuya import ConfigError, InvalidDeviceIdError, TuyaError, TuyaFatalError, environment_help
 from .common import ENVIRONMENT_HELP, EXIT_DEVICES_FAILED, EXIT_USAGE, UsageError
 
 __all__ = ["build_parser", "main"]
 
-LOCAL_HELP = """\
-local mode (environment variables, or .env):
-  FWWATCH_STATE         SQLite state file (default ~/.local/state/fwwatch/state.sqlite3)
-  SLACK_WEBHOOK_URL     post news to a Slack incoming webhook
-  SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS,
-  NOTIFY_EMAIL_TO, NOTIFY_EMAIL_FROM   send news by e-mail (STARTTLS)
-  FWWATCH_JSONL         append news to a JSON-lines file
-"""
+#: The local mode's variables, as the commands that keep state or send news show them.
+LOCAL_HELP = environment_help(LocalSettings, "local mode (environment variables, or .env)")
 
 CHECK_EXIT_HELP = """\
 exit status:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from dotenv import dotenv_values
 
-from ..tuya import TuyaSettings
+from ..tuya import TuyaSettings, environment_help
 
 if TYPE_CHECKING:
     from ..local.store_sqlite import SqliteStore
@@ -27,21 +27,10 @@ EXIT_OK = 0
 EXIT_DEVICES_FAILED = 1
 EXIT_USAGE = 2
 
-ENVIRONMENT_HELP = """\
-configuration (environment variables, or a .env file in the current directory):
-  TUYA_ACCESS_ID        the cloud project's Access ID
-  TUYA_ACCESS_SECRET    the cloud project's Access Secret (never printed)
-  TUYA_REGION           data centre: cn, us, us-e, eu, eu-w, in, sg
-  TUYA_ENDPOINT         or a full base URL instead of TUYA_REGION
-  TUYA_QPS              ceiling on requests per second (default 20); a run starts
-                        lower and finds the cloud's real limit, kept for the next run
-  TUYA_MAX_CONNECTIONS  requests in flight (default: from TUYA_QPS, 16 to 256)
-  TUYA_TIMEOUT_S        seconds for one whole answer, connect to last byte (default 10)
-  TUYA_RETRY_ATTEMPTS   tries per call before a device is "not checked" (default 8)
-  TUYA_RETRY_BUDGET_S   seconds per call for its retries (default 30)
-  TUYA_MAX_ANSWER_BYTES cap on an answer's decoded size (default 8 MiB)
-  TUYA_DEVICE_LISTING   how to list devices: thing (default) or iot-03
-"""
+#: The Tuya client's variables, as every command that talks to the cloud shows them.
+ENVIRONMENT_HELP = environment_help(
+    TuyaSettings, "configuration (environment variables, or a .env file in the current directory)"
+)
 
 
 class UsageError(Exception):

@@ -1,7 +1,7 @@
 """Local mode's configuration: where state lives and who hears news.
 
 :class:`LocalSettings` is read once by the CLI, from the environment merged over a ``.env``
-file in the working directory. Slack and e-mail
+file in the working directory; its fields' descriptions are the CLI's help. Slack and e-mail
 take the variables those tools use elsewhere (``SLACK_WEBHOOK_URL``, ``SMTP_*``,
 ``NOTIFY_EMAIL_*``); fwwatch's own have the prefix ``FWWATCH_``.
 """
@@ -22,7 +22,7 @@ from ..notify import (
     SmtpSettings,
 )
 from ..notify.slack import validate_webhook_url
-from ..tuya.settings import EnvSettings, env_prefix, is_loopback_host
+from ..tuya.settings import HELP_DEFAULT, EnvSettings, env_prefix, is_loopback_host
 from .store_sqlite import default_state_path
 
 __all__ = ["LocalSettings"]
@@ -36,6 +36,7 @@ class LocalSettings(EnvSettings):
     state: Path = Field(
         default_factory=default_state_path,
         description="SQLite state file; --state overrides it",
+        json_schema_extra={HELP_DEFAULT: "~/.local/state/fwwatch/state.sqlite3"},
     )
     slack_webhook_url: SecretStr | None = Field(
         default=None,
@@ -73,7 +74,8 @@ class LocalSettings(EnvSettings):
     email_from: str | None = Field(
         default=None,
         validation_alias="NOTIFY_EMAIL_FROM",
-        description="e-mail sender (default: fwwatch@SMTP_HOST)",
+        description="e-mail sender",
+        json_schema_extra={HELP_DEFAULT: "fwwatch@SMTP_HOST"},
     )
     jsonl: Path | None = Field(default=None, description="append news to a JSON-lines file")
 

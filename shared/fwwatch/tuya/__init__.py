@@ -25,7 +25,7 @@ from .models import (
     validate_device_id,
 )
 from .resilience import RetryPolicy
-from .settings import ConfigError, EnvSettings, is_loopback_host
+from .settings import ConfigError, EnvSettings, environment_help, is_loopback_host
 from .tokens import InMemoryTokenStore, Token, TokenStore
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ __all__ = [
     "TuyaSettings",
     "TuyaTransientError",
     "UpgradeStatus",
+    "environment_help",
     "is_loopback_host",
     "parse_firmware",
     "validate_device_id",

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .errors import TuyaConfigError
-from .settings import ConfigError, EnvSettings, env_prefix, is_loopback_host
+from .settings import HELP_DEFAULT, ConfigError, EnvSettings, env_prefix, is_loopback_host
 
 __all__ = [
     "REGIONS",
@@ -149,7 +149,8 @@ class TuyaSettings(EnvSettings):
         default=8 * 2**20,
         ge=64 * 1024,
         le=2**30,
-        description="cap on an answer's decoded size (8 MiB by default)",
+        description="cap on an answer's decoded size",
+        json_schema_extra={HELP_DEFAULT: "8 MiB"},
     )
     device_listing: DeviceListing = Field(
         default="thing", description="how to list devices: thing or iot-03"

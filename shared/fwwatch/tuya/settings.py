@@ -8,6 +8,10 @@ variables (an empty one counts as unset), validates them once, and turns any pro
 field's or a cross-field validator's, into one :class:`ConfigError` whose message names
 the variable and never repeats a value. Building a model from arguments fails the same way.
 
+Help comes from the fields: :func:`environment_help` lists each variable with its
+``description``, its default (or ``json_schema_extra={"help_default": "8 MiB"}`` when the
+value itself would read badly) and, for a ``SecretStr``, that it is never printed.
+
 This module is part of the ground floor: it imports nothing else of fwwatch.
 """
 
@@ -15,18 +19,24 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import textwrap
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, get_args
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, ValidationError
+from pydantic import AliasGenerator, BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
 __all__ = [
+    "HELP_DEFAULT",
     "ConfigError",
     "EnvSettings",
     "env_prefix",
+    "environment_help",
     "is_loopback_host",
 ]
+
+#: The ``json_schema_extra`` key of a default as help should show it.
+HELP_DEFAULT = "help_default"
 
 
 class ConfigError(ValueError):
@@ -116,6 +126,35 @@ class EnvSettings(BaseModel):
         return "; ".join(problems)
 
 
+def environment_help(model: type[EnvSettings], title: str, *, width: int = 88) -> str:
+    """``title:`` and one entry per variable of ``model``, for an argparse epilog.
+
+    Each entry is the variable's name, then its field's description, its default and, for
+    a secret, that it is never printed, wrapped to ``width`` columns under the description.
+    """
+    variables = model.variables()
+    column = min(max(len(name) for name in variables.values()) + 2, 24)
+    lines = [f"{title}:"]
+    for name, field in model.model_fields.items():
+        variable = variables[name]
+        text = field.description or ""
+        default = _shown_default(field)
+        if default is not None:
+            text += f" (default {default})"
+        if _is_secret(field):
+            text += " (never printed)"
+        head = f"  {variable}".ljust(column + 2)
+        if len(variable) >= column:
+            lines.append(f"  {variable}")
+            head = " " * (column + 2)
+        lines.extend(
+            textwrap.wrap(
+                text, width=width, initial_indent=head, subsequent_indent=" " * (column + 2)
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
 def is_loopback_host(host: str) -> bool:
     """True for localhost and loopback addresses (127.0.0.0/8, ::1).
 
@@ -135,6 +174,26 @@ def _variable(name: str, field: FieldInfo) -> str:
     if not isinstance(alias, str):
         raise TypeError(f"settings field {name!r} needs one variable name, not {alias!r}")
     return alias
+
+
+def _shown_default(field: FieldInfo) -> str | None:
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and HELP_DEFAULT in extra:
+        return str(extra[HELP_DEFAULT])
+    if field.is_required() or field.default_factory is not None:
+        return None
+    default = field.default
+    if default is None or default in ((), ""):
+        return None  # the description says what unset means
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return field.annotation is SecretStr or SecretStr in get_args(field.annotation)
 
 
 def _lower_first(message: str) -> str:
