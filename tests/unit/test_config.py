@@ -117,6 +117,7 @@ def test_secret_never_shows_in_repr_or_errors() -> None:
     [
         ({"SMTP_PORT": SECRET}, "SMTP_PORT"),
         ({"SLACK_WEBHOOK_URL": f"http://hooks.slack.com/{SECRET}"}, "SLACK_WEBHOOK_URL"),
+        ({"FWWATCH_MAX_ATTEMPTS": SECRET}, "FWWATCH_MAX_ATTEMPTS"),
         ({"SMTP_STARTTLS": SECRET}, "SMTP_STARTTLS"),
     ],
 )
@@ -136,6 +137,8 @@ def test_a_wrong_value_is_named_but_never_repeated(env: dict[str, str], named: s
             {"SMTP_HOST": "smtp.example.com", "NOTIFY_EMAIL_TO": "a@b", "SMTP_USER": "me"},
             "SMTP_USER is set but SMTP_PASSWORD is not",
         ),
+        ({"FWWATCH_RETRY_DELAY_S": "901"}, "FWWATCH_RETRY_DELAY_S"),
+        ({"FWWATCH_MAX_ATTEMPTS": "0"}, "FWWATCH_MAX_ATTEMPTS"),
     ],
 )
 def test_local_settings_that_cannot_work_are_refused(env: dict[str, str], message: str) -> None:
@@ -147,16 +150,26 @@ def test_local_settings_read_their_variables() -> None:
     settings = LocalSettings.load(
         {
             "FWWATCH_STATE": "/tmp/state.sqlite3",
+            "FWWATCH_MAX_ATTEMPTS": "5",
+            "FWWATCH_RETRY_DELAY_S": "0",
             "SMTP_HOST": "smtp.example.com",
             "SMTP_PORT": "465",
             "NOTIFY_EMAIL_TO": " ops@example.com, , dev@example.com ",
         }
     )
     assert str(settings.state) == "/tmp/state.sqlite3"
+    assert (settings.max_attempts, settings.retry_delay_s) == (5, 0)
     assert settings.smtp is not None
     assert settings.smtp.recipients == ("ops@example.com", "dev@example.com")
     assert settings.smtp.sender == "fwwatch@smtp.example.com"
     assert (settings.smtp.port, settings.smtp.starttls) == (465, True)
+
+
+def test_local_retries_default_as_the_checkers_do() -> None:
+    local = LocalSettings.load({})
+    checker = CheckerSettings.load(CHECKER)
+    assert (local.max_attempts, local.retry_delay_s) == (3, 30)
+    assert (checker.max_attempts, checker.retry_delay_s) == (3, 30)
 
 
 def test_a_function_names_what_its_environment_lacks() -> None:
@@ -192,6 +205,8 @@ def test_a_function_refuses_values_out_of_bounds(env: dict[str, str], named: str
         ((TuyaSettings, "retry_attempts"), (TuyaAccessSettings, "tuya_retry_attempts")),
         ((TuyaSettings, "retry_budget_s"), (TuyaAccessSettings, "tuya_retry_budget_s")),
         ((TuyaSettings, "timeout_s"), (TuyaAccessSettings, "tuya_timeout_s")),
+        ((LocalSettings, "max_attempts"), (CheckerSettings, "max_attempts")),
+        ((LocalSettings, "retry_delay_s"), (CheckerSettings, "retry_delay_s")),
     ],
 )
 def test_local_mode_and_the_functions_share_their_bounds_and_defaults(

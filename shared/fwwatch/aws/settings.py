@@ -16,6 +16,8 @@ from pydantic import Field
 
 from ..tuya import TuyaConfigError, TuyaSettings
 from ..tuya.config import (
+    CheckAttempts,
+    RecheckDelaySeconds,
     RequestsPerSecond,
     RetryAttempts,
     RetryBudgetSeconds,
@@ -83,12 +85,8 @@ class CheckerSettings(TuyaAccessSettings):
     checker_max_concurrency: int = Field(
         default=1, ge=1, description="checker instances the queue may run at once"
     )
-    max_attempts: int = Field(
-        default=3, ge=1, le=10, description="checks of a failing device before its DLQ"
-    )
-    retry_delay_s: int = Field(
-        default=30, ge=0, le=900, description="seconds before a failing device's re-check"
-    )
+    max_attempts: CheckAttempts = 3
+    retry_delay_s: RecheckDelaySeconds = 30
 
     @property
     def qps_per_instance(self) -> float:

@@ -1,4 +1,4 @@
-"""Local mode's configuration: where state lives and who hears news.
+"""Local mode's configuration: where state lives, how devices are re-checked, who hears news.
 
 :class:`LocalSettings` is read once by the CLI, from the environment merged over a ``.env``
 file in the working directory; its fields' descriptions are the CLI's help. Slack and e-mail
@@ -22,6 +22,7 @@ from ..notify import (
     SmtpSettings,
 )
 from ..notify.slack import validate_webhook_url
+from ..tuya.config import CheckAttempts, RecheckDelaySeconds
 from ..tuya.settings import HELP_DEFAULT, EnvSettings, env_prefix, is_loopback_host
 from .store_sqlite import default_state_path
 
@@ -38,6 +39,8 @@ class LocalSettings(EnvSettings):
         description="SQLite state file; --state overrides it",
         json_schema_extra={HELP_DEFAULT: "~/.local/state/fwwatch/state.sqlite3"},
     )
+    max_attempts: CheckAttempts = 3
+    retry_delay_s: RecheckDelaySeconds = 30
     slack_webhook_url: SecretStr | None = Field(
         default=None,
         validation_alias="SLACK_WEBHOOK_URL",

@@ -1,7 +1,7 @@
 """Configuration of the Tuya client: :class:`TuyaSettings`, read once from ``TUYA_*`` variables.
 
 Also the bounds that the local mode and the AWS functions share (requests per second,
-retries, timeouts), each declared once here as an ``Annotated`` type, so that
+retries, timeouts, re-checks), each declared once here as an ``Annotated`` type, so that
 the CLI, the functions and template.yaml cannot disagree about them.
 """
 
@@ -19,6 +19,8 @@ from .settings import HELP_DEFAULT, ConfigError, EnvSettings, env_prefix, is_loo
 
 __all__ = [
     "REGIONS",
+    "CheckAttempts",
+    "RecheckDelaySeconds",
     "RequestsPerSecond",
     "RetryAttempts",
     "RetryBudgetSeconds",
@@ -70,6 +72,24 @@ RetryAttempts = Annotated[
 RetryBudgetSeconds = Annotated[
     float,
     Field(gt=0, le=600, description="seconds per call for its retries: no retry starts past it"),
+]
+CheckAttempts = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=10,
+        description="checks of a device that fails transiently before it is reported not checked",
+    ),
+]
+# 900 s: the longest delay SQS gives a message, and the checker's re-checks are such messages.
+RecheckDelaySeconds = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=900,
+        description="seconds before the first re-check of a device that failed transiently; "
+        "doubles each time",
+    ),
 ]
 
 
