@@ -179,8 +179,11 @@ def test_a_function_names_what_its_environment_lacks() -> None:
 
 
 def test_a_function_reads_its_variables() -> None:
-    checker = CheckerSettings.load({**CHECKER, "TUYA_QPS": "20", "CHECKER_MAX_CONCURRENCY": "4"})
+    checker = CheckerSettings.load(
+        {**CHECKER, "TUYA_QPS": "20", "CHECKER_MAX_CONCURRENCY": "4", "LOG_LEVEL": "debug"}
+    )
     assert checker.qps_per_instance == 5
+    assert checker.log_level == "DEBUG"
     scheduler = SchedulerSettings.load({**CHECKER, "DEVICE_IDS": "a1, b2,,"})
     assert scheduler.configured_ids == ["a1", "b2"]
 
@@ -188,9 +191,10 @@ def test_a_function_reads_its_variables() -> None:
 @pytest.mark.parametrize(
     ("env", "named"),
     [
-        ({"CHECKER_MAX_CONCURRENCY": "0"}, "CHECKER_MAX_CONCURRENCY"),
+        ({"CHECKER_MAX_CONCURRENCY": "1"}, "CHECKER_MAX_CONCURRENCY"),
         ({"TUYA_RETRY_BUDGET_S": "601"}, "TUYA_RETRY_BUDGET_S"),
         ({"MAX_ATTEMPTS": "11"}, "MAX_ATTEMPTS"),
+        ({"POWERTOOLS_LOG_LEVEL": "LOUD"}, "POWERTOOLS_LOG_LEVEL"),
     ],
 )
 def test_a_function_refuses_values_out_of_bounds(env: dict[str, str], named: str) -> None:

@@ -1,8 +1,9 @@
 """Each function's configuration: one settings model, read once at cold start.
 
 A handler builds its service from ``CheckerSettings.load()`` (and so on); any problem is a
-:class:`~fwwatch.tuya.ConfigError` naming the variable. The bounds the functions share
-with the CLI are declared once, in :mod:`fwwatch.tuya.config`.
+:class:`~fwwatch.tuya.ConfigError` naming the variable. Every variable template.yaml gives
+a function is a field of that function's model (a test keeps the two in step), and the
+bounds the functions share with the CLI are declared once, in :mod:`fwwatch.tuya.config`.
 
 Secrets are never in the environment: only the names of the Secrets Manager secrets are,
 and the values are read through Powertools Parameters (cached).
@@ -10,9 +11,9 @@ and the values are read through Powertools Parameters (cached).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..tuya import TuyaConfigError, TuyaSettings
 from ..tuya.config import (
@@ -28,14 +29,42 @@ from ..tuya.settings import EnvSettings
 __all__ = [
     "CheckerSettings",
     "DifferSettings",
+    "FunctionSettings",
     "SchedulerSettings",
     "SlackSettings",
     "TuyaAccessSettings",
     "tuya_settings_from_secret",
 ]
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
-class TuyaAccessSettings(EnvSettings):
+
+class FunctionSettings(EnvSettings):
+    """What the template gives every function (its Globals).
+
+    Powertools reads these variables itself; they are declared here so that a wrong value
+    fails at cold start with its name, like every other variable.
+    """
+
+    powertools_service_name: str = Field(
+        default="fwwatch", min_length=1, description="service name in logs and metrics"
+    )
+    powertools_metrics_namespace: str = Field(
+        default="fwwatch", min_length=1, description="CloudWatch namespace of the metrics"
+    )
+    powertools_log_level: LogLevel = Field(default="INFO", description="log level")
+    log_level: LogLevel = Field(
+        default="INFO", description="log level, for Powertools versions that read LOG_LEVEL"
+    )
+
+    @field_validator("powertools_log_level", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        # Powertools takes "debug" as well as "DEBUG".
+        return value.upper() if isinstance(value, str) else value
+
+
+class TuyaAccessSettings(FunctionSettings):
     """What every function that calls Tuya needs: the endpoint, the secret's name, the token."""
 
     tuya_endpoint: str = Field(description="base URL of the cloud project's data centre")
@@ -59,8 +88,10 @@ class SchedulerSettings(TuyaAccessSettings):
     device_ids: str = Field(
         default="", description="device IDs separated by commas; empty: every device"
     )
+    # A message's devices are checked in one invocation, ten messages at a time: 100 keeps
+    # a batch well inside the checker's timeout.
     devices_per_message: int = Field(
-        default=100, ge=1, le=500, description="device IDs per check message"
+        default=100, ge=1, le=100, description="device IDs per check message"
     )
 
     @property
@@ -82,8 +113,10 @@ class CheckerSettings(TuyaAccessSettings):
     check_concurrency: int = Field(
         default=16, ge=1, le=256, description="devices checked at once by one instance"
     )
+    # SQS's own bounds for an event source's maximum concurrency. Each instance takes
+    # 1/N of the project's rate: a value below what SQS may run would overrun the quota.
     checker_max_concurrency: int = Field(
-        default=1, ge=1, description="checker instances the queue may run at once"
+        default=2, ge=2, le=1000, description="checker instances the queue may run at once"
     )
     max_attempts: CheckAttempts = 3
     retry_delay_s: RecheckDelaySeconds = 30
@@ -94,7 +127,7 @@ class CheckerSettings(TuyaAccessSettings):
         return self.tuya_qps / self.checker_max_concurrency
 
 
-class DifferSettings(EnvSettings):
+class DifferSettings(FunctionSettings):
     """The differ: where news goes, and whether a first sighting is news."""
 
     control_table: str = Field(
@@ -106,7 +139,7 @@ class DifferSettings(EnvSettings):
     )
 
 
-class SlackSettings(EnvSettings):
+class SlackSettings(FunctionSettings):
     """The Slack function: which secret holds the webhook URL."""
 
     slack_webhook_secret_name: str = Field(
