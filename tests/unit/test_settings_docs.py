@@ -18,8 +18,9 @@ import pytest
 from pydantic.fields import FieldInfo
 
 from fwwatch.aws import settings as aws_settings
-from fwwatch.cli import LOCAL_HELP, build_parser
+from fwwatch.cli import build_parser
 from fwwatch.cli.common import ENVIRONMENT_HELP
+from fwwatch.cli.local import LOCAL_HELP
 from fwwatch.local.config import LocalSettings
 from fwwatch.tuya import EnvSettings, TuyaSettings
 from tests.aws.template import Template, load_template

@@ -1,17 +1,19 @@
-"""What every command shares: exit statuses, configuration loading, tables, progress."""
+"""What every command shares: exit statuses, options, configuration, tables, progress."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import logging
 import os
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dotenv import dotenv_values
 
@@ -32,9 +34,38 @@ ENVIRONMENT_HELP = environment_help(
     TuyaSettings, "configuration (environment variables, or a .env file in the current directory)"
 )
 
+FORGET_RATE_HELP = (
+    "forget the cloud's rate limit learned by earlier runs and find it again, starting slowly"
+)
+
+#: What a command's parser hands to ``main``: the parsed arguments and stdout -> exit status.
+Command = Callable[[argparse.Namespace, TextIO], int]
+
 
 class UsageError(Exception):
-    """A mistake on the command line or in the configuration: exit status 2."""
+    """A mistake on the command line (or in a file it names): exit status 2."""
+
+
+def asynchronous(
+    command: Callable[[argparse.Namespace, TextIO], Coroutine[Any, Any, int]],
+) -> Command:
+    """A :data:`Command` that runs the coroutine ``command`` on an event loop of its own."""
+
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        return asyncio.run(command(args, out))
+
+    return run
+
+
+def positive_int(text: str) -> int:
+    """An option's value that is a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def environment(dotenv: Path = Path(".env")) -> dict[str, str]:
