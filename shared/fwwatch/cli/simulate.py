@@ -24,7 +24,16 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     fleet = simulate.add_mutually_exclusive_group()
     fleet.add_argument("--fleet", metavar="FILE", help="fleet file (JSON or YAML)")
     fleet.add_argument(
-        "--devices", type=positive_int, metavar="N", help="generate a fleet of N devices"
+        "--fleet-size", type=positive_int, metavar="N", help="generate a fleet of N devices"
+    )
+    # The option's old name, kept for scripts: `run --devices` names the devices to check,
+    # which made `simulate --devices N` read as something it is not.
+    fleet.add_argument(
+        "--devices",
+        dest="fleet_size",
+        type=positive_int,
+        help=argparse.SUPPRESS,
+        deprecated=True,
     )
     simulate.add_argument("--seed", type=int, default=0, help="seed of the generated fleet")
     simulate.add_argument(
@@ -72,8 +81,8 @@ def simulate_command(args: argparse.Namespace, out: TextIO) -> int:
             fleet = load_fleet(args.fleet)
         except (OSError, FleetFileError) as exc:
             raise UsageError(str(exc)) from None
-    elif args.devices:
-        fleet = generate_fleet(args.devices, seed=args.seed)
+    elif args.fleet_size:
+        fleet = generate_fleet(args.fleet_size, seed=args.seed)
     else:
         fleet = demo_fleet()
     cloud = SimulatedCloud(
