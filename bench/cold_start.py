@@ -40,8 +40,8 @@ SERVICES = REPO / "shared" / "fwwatch" / "aws" / "services.py"
 
 # What no handler may import: CLI and simulator code and their dependencies (not in the layer).
 FORBIDDEN = (
-    "aiohttp", "yaml", "fwwatch.simulator", "fwwatch.cli", "fwwatch.local", "fwwatch.demo",
-    "tuya_connector", "requests",
+    "aiohttp", "yaml", "fwwatch.simulator", "fwwatch.cli", "fwwatch.local", "tuya_connector",
+    "requests",
 )  # fmt: skip
 
 # What each handler imports without ever using it (read from the handlers and services.py).
