@@ -58,7 +58,7 @@ unit: venv ## Unit tests only (no network)
 	$(BIN)/pytest tests/unit
 
 run: venv ## A cycle on your fleet (with Tuya credentials), else the demo
-	$(BIN)/python -m fwwatch.demo
+	$(BIN)/python -m fwwatch.cli.demo
 
 bench: venv ## Run every benchmark and rewrite bench/RESULTS.md (about 8 minutes)
 	$(BIN)/python bench/run_all.py

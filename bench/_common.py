@@ -57,7 +57,7 @@ def simulator(
     port = free_port()
     command = [
         sys.executable, "-m", "fwwatch.cli", "simulate", "--port", str(port),
-        "--devices", str(devices), "--seed", str(seed), "--latency-ms", str(latency_ms),
+        "--fleet-size", str(devices), "--seed", str(seed), "--latency-ms", str(latency_ms),
     ]  # fmt: skip
     if rate_limit is not None:
         command += ["--rate-limit", str(rate_limit)]

@@ -80,7 +80,7 @@ def measure(devices: int) -> list[tuple[str, Counter[str], dict[str, int]]]:
     from fwwatch.aws.checker import CheckerService
     from fwwatch.aws.differ import DifferService
     from fwwatch.aws.scheduler import SchedulerService
-    from fwwatch.aws.settings import CheckerSettings, DifferSettings, SchedulerSettings, load
+    from fwwatch.aws.settings import CheckerSettings, DifferSettings, SchedulerSettings
     from fwwatch.simulator import SimulatedCloud, running_simulator
 
     cloud = SimulatedCloud(fleet(devices, products=10))
@@ -107,17 +107,17 @@ def measure(devices: int) -> list[tuple[str, Counter[str], dict[str, int]]]:
                 return lambda name: provider.get(name, transform="json", max_age=300)
 
             scheduler = SchedulerService.from_clients(
-                load(SchedulerSettings, env("SchedulerFunction")),
+                SchedulerSettings.load(env("SchedulerFunction")),
                 sqs=counting.client("sqs"), dynamodb=counting.client("dynamodb"),
                 read_secret=container_secrets(),
             )  # fmt: skip
             checker = CheckerService.from_clients(
-                load(CheckerSettings, env("CheckerFunction")),
+                CheckerSettings.load(env("CheckerFunction")),
                 sqs=counting.client("sqs"), dynamodb=counting.client("dynamodb"),
                 read_secret=container_secrets(),
             )  # fmt: skip
             differ = DifferService.from_clients(
-                load(DifferSettings, env("DifferFunction")),
+                DifferSettings.load(env("DifferFunction")),
                 sns=counting.client("sns"), dynamodb=counting.client("dynamodb"),
             )  # fmt: skip
             return scheduler, checker, differ

@@ -40,8 +40,8 @@ SERVICES = REPO / "shared" / "fwwatch" / "aws" / "services.py"
 
 # What no handler may import: CLI and simulator code and their dependencies (not in the layer).
 FORBIDDEN = (
-    "aiohttp", "yaml", "fwwatch.simulator", "fwwatch.cli", "fwwatch.local", "fwwatch.demo",
-    "tuya_connector", "requests",
+    "aiohttp", "yaml", "fwwatch.simulator", "fwwatch.cli", "fwwatch.local", "tuya_connector",
+    "requests",
 )  # fmt: skip
 
 # What each handler imports without ever using it (read from the handlers and services.py).
@@ -160,7 +160,7 @@ SAVINGS = (
         "httpx",
         "httpx (and the Tuya client) not imported by the differ",
         ("differ",),
-        ("aws_lambda_powertools", "fwwatch.aws.observability", "pydantic", "pydantic_settings"),
+        ("aws_lambda_powertools", "fwwatch.aws.observability", "pydantic"),
         ("httpx",),
         "needs `fwwatch.tuya/__init__` not to import `client` eagerly (state.py only needs "
         "the models and errors)",

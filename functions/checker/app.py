@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fwwatch.aws.checker import CheckerService
 from fwwatch.aws.observability import logger, metrics, tracer
-from fwwatch.aws.settings import CheckerSettings, load
+from fwwatch.aws.settings import CheckerSettings
 
 _service: CheckerService | None = None
 
@@ -20,7 +20,7 @@ def service() -> CheckerService:
     global _service
     if _service is None:
         _service = CheckerService.from_clients(
-            load(CheckerSettings), sqs=boto3.client("sqs"), dynamodb=boto3.client("dynamodb")
+            CheckerSettings.load(), sqs=boto3.client("sqs"), dynamodb=boto3.client("dynamodb")
         )
     return _service
 

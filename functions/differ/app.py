@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fwwatch.aws.differ import DifferService
 from fwwatch.aws.observability import logger, metrics, tracer
-from fwwatch.aws.settings import DifferSettings, load
+from fwwatch.aws.settings import DifferSettings
 
 _service: DifferService | None = None
 
@@ -19,7 +19,7 @@ def service() -> DifferService:
     global _service
     if _service is None:
         _service = DifferService.from_clients(
-            load(DifferSettings), sns=boto3.client("sns"), dynamodb=boto3.client("dynamodb")
+            DifferSettings.load(), sns=boto3.client("sns"), dynamodb=boto3.client("dynamodb")
         )
     return _service
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fwwatch.aws.observability import logger, metrics, tracer
 from fwwatch.aws.scheduler import SchedulerService
-from fwwatch.aws.settings import SchedulerSettings, load
+from fwwatch.aws.settings import SchedulerSettings
 
 _service: SchedulerService | None = None
 
@@ -19,7 +19,7 @@ def service() -> SchedulerService:
     global _service
     if _service is None:
         _service = SchedulerService.from_clients(
-            load(SchedulerSettings), sqs=boto3.client("sqs"), dynamodb=boto3.client("dynamodb")
+            SchedulerSettings.load(), sqs=boto3.client("sqs"), dynamodb=boto3.client("dynamodb")
         )
     return _service
 

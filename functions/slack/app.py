@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fwwatch.aws.observability import logger, metrics, tracer
-from fwwatch.aws.settings import SlackSettings, load
+from fwwatch.aws.settings import SlackSettings
 from fwwatch.aws.slack import SlackService
 
 _service: SlackService | None = None
@@ -17,7 +17,7 @@ def service() -> SlackService:
     """Built once per container, on first use."""
     global _service
     if _service is None:
-        _service = SlackService(load(SlackSettings))
+        _service = SlackService(SlackSettings.load())
     return _service
 
 

@@ -34,7 +34,6 @@ from fwwatch.aws.settings import (
     DifferSettings,
     SchedulerSettings,
     SlackSettings,
-    load,
 )
 from fwwatch.aws.slack import SlackService
 
@@ -84,13 +83,13 @@ class Pipeline:
         dynamodb = self.stack.client("dynamodb")
         sqs = self.stack.client("sqs")
         self.scheduler = SchedulerService.from_clients(
-            load(SchedulerSettings, self.env("SchedulerFunction")), sqs=sqs, dynamodb=dynamodb
+            SchedulerSettings.load(self.env("SchedulerFunction")), sqs=sqs, dynamodb=dynamodb
         )
         self.checker = CheckerService.from_clients(
-            load(CheckerSettings, self.env("CheckerFunction")), sqs=sqs, dynamodb=dynamodb
+            CheckerSettings.load(self.env("CheckerFunction")), sqs=sqs, dynamodb=dynamodb
         )
         self.differ = DifferService.from_clients(
-            load(DifferSettings, self.env("DifferFunction")),
+            DifferSettings.load(self.env("DifferFunction")),
             sns=self.stack.client("sns"),
             dynamodb=dynamodb,
         )
@@ -300,7 +299,7 @@ class Pipeline:
         return self._invoke("slack", event, slack=slack)
 
     def slack_service(self, **kwargs: Any) -> SlackService:
-        return SlackService(load(SlackSettings, self.env("SlackFunction")), **kwargs)
+        return SlackService(SlackSettings.load(self.env("SlackFunction")), **kwargs)
 
 
 def passes_filter(record: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fwwatch.cli import main
+from fwwatch.cli import build_parser, main
 from fwwatch.simulator import DEFAULT_ACCESS_ID, DEFAULT_ACCESS_SECRET, demo_fleet
 
 pytestmark = pytest.mark.integration
@@ -143,3 +143,24 @@ def test_help_of_every_command_reads_well() -> None:
         ).stdout
         assert shown.startswith("usage: fwwatch")
         assert "TUYA_ACCESS_ID" in shown or command == ["simulate"]
+
+
+def test_simulate_takes_the_fleet_size_and_still_the_old_devices_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the parser / When simulate is given a fleet size, by its name and by the old one
+    parser = build_parser()
+    by_name = parser.parse_args(["simulate", "--fleet-size", "7"])
+    by_old_name = parser.parse_args(["simulate", "--devices", "5"])
+    # Then both generate a fleet of that size, and the old name says it is deprecated
+    assert (by_name.fleet_size, by_old_name.fleet_size) == (7, 5)
+    assert "'--devices' is deprecated" in capsys.readouterr().err
+    # and only the new name is shown in the help
+    shown = subprocess.run(
+        [sys.executable, "-m", "fwwatch.cli", "simulate", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--fleet-size N" in shown
+    assert "--devices" not in shown

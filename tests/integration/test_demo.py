@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from fwwatch.demo import run_demo
+from fwwatch.cli.demo import run_demo
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,6 @@ from fwwatch.aws.settings import (
     DifferSettings,
     SchedulerSettings,
     SlackSettings,
-    load,
 )
 from tests.aws.provision import MakeAwsStack, Stack
 from tests.aws.template import TemplateError, load_template
@@ -323,7 +322,7 @@ def test_every_function_reads_its_settings_from_the_environment_the_template_giv
     # Given a stack with every optional part on
     stack = full_stack(make_aws_stack)
     # When the function's settings are read from its resolved environment
-    loaded = load(settings, stack.function_env(function))
+    loaded = settings.load(stack.function_env(function))
     # Then nothing the function needs is missing
     assert isinstance(loaded, settings)
 
@@ -332,7 +331,7 @@ def test_the_checkers_share_the_projects_request_rate(make_aws_stack: MakeAwsSta
     # Given a stack whose checkers may run four at once under a ceiling of 20 requests/s
     stack = make_aws_stack(parameters={"CheckerMaxConcurrency": 4, "TuyaQps": 20})
     # When a checker reads its settings
-    checker = load(CheckerSettings, stack.function_env("CheckerFunction"))
+    checker = CheckerSettings.load(stack.function_env("CheckerFunction"))
     # Then each instance takes its share, so that together they stay under the ceiling
     assert checker.qps_per_instance == 5
 

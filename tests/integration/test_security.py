@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from fwwatch.cli import main
-from fwwatch.local.config import LocalConfigError, LocalSettings
+from fwwatch.local.config import LocalSettings
 from fwwatch.notify import EmailNotifier, NotifyError, SlackNotifier, SmtpSettings
 from fwwatch.simulator import (
     Fleet,
@@ -43,6 +43,7 @@ from fwwatch.simulator import (
     running_simulator,
 )
 from fwwatch.tuya import (
+    ConfigError,
     InvalidDeviceIdError,
     RetryPolicy,
     Token,
@@ -556,7 +557,7 @@ async def test_a_failing_smtp_server_never_shows_the_password() -> None:
 
 def test_local_settings_never_show_the_slack_url_or_the_smtp_password() -> None:
     # Given local settings read from an environment holding both secrets
-    settings = LocalSettings.from_env(
+    settings = LocalSettings.load(
         {
             "SLACK_WEBHOOK_URL": f"https://hooks.slack.com{SLACK_PATH}",
             "SMTP_HOST": "smtp.example.com",
@@ -984,7 +985,7 @@ def fleet_listing_a_hostile_id() -> Fleet:
     )
 
 
-def test_a_hostile_id_in_tuyas_device_list_is_reported_failed_and_never_requested(
+def test_a_hostile_id_in_tuyas_device_list_is_skipped_and_never_requested(
     make_simulator: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -1003,10 +1004,11 @@ def test_a_hostile_id_in_tuyas_device_list_is_reported_failed_and_never_requeste
     # When `fwwatch run` lists and checks the project
     status = main(["run", "--json"])
     report = json.loads(capsys.readouterr().out)
-    # Then ".." is reported failed, the others are checked, and only they were requested
-    assert status == 1
-    assert [failed["device_id"] for failed in report["failed"]] == [".."]
-    assert report["checked"] == 2
+    # Then ".." is skipped (as the scheduler skips it), the others are checked, and only
+    # they were requested
+    assert status == 0
+    assert report["failed"] == []
+    assert (report["devices"], report["checked"]) == (2, 2)
     assert sim.cloud.stats.snapshot()["by_api"]["GET /v2.0/cloud/thing/{device_id}/firmware"] == 2
 
 
@@ -1334,7 +1336,7 @@ def test_no_setting_turns_off_tls_verification_of_the_tuya_client(
     environ = {"TUYA_ACCESS_ID": ACCESS_ID, "TUYA_ACCESS_SECRET": SECRET, "TUYA_REGION": "eu"}
     for name, value in variable.items():
         monkeypatch.setenv(name, value)
-    settings = TuyaSettings.from_env({**environ, **variable})
+    settings = TuyaSettings.load({**environ, **variable})
     # When a client is made from them
     client = TuyaClient(settings)
     context = tls_context_of(client)
@@ -1450,8 +1452,8 @@ def test_smtp_without_tls_is_refused_when_a_password_would_cross_the_network() -
     }
     # When local settings are read
     # Then they are refused, naming SMTP_STARTTLS
-    with pytest.raises(LocalConfigError, match="SMTP_STARTTLS"):
-        LocalSettings.from_env(environ)
+    with pytest.raises(ConfigError, match="SMTP_STARTTLS"):
+        LocalSettings.load(environ)
 
 
 def test_smtp_without_tls_to_loopback_is_accepted() -> None:
@@ -1463,7 +1465,7 @@ def test_smtp_without_tls_to_loopback_is_accepted() -> None:
         "NOTIFY_EMAIL_TO": "ops@example.com",
     }
     # When local settings are read
-    settings = LocalSettings.from_env(environ)
+    settings = LocalSettings.load(environ)
     # Then a local relay without TLS is allowed
     assert settings.smtp is not None
     assert settings.smtp.starttls is False

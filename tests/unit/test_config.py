@@ -1,21 +1,52 @@
 """Configuration: validated before any request, errors name the variable, secrets hidden."""
 
+from typing import Any
+
 import pytest
 
-from fwwatch.tuya import TuyaConfigError, TuyaSettings
+from fwwatch.aws.settings import (
+    CheckerSettings,
+    DifferSettings,
+    SchedulerSettings,
+    SlackSettings,
+    TuyaAccessSettings,
+)
+from fwwatch.local.config import LocalSettings
+from fwwatch.tuya import ConfigError, EnvSettings, TuyaConfigError, TuyaSettings
 
 SECRET = "s3cr3t-value-that-must-not-leak"
 BASE = {"TUYA_ACCESS_ID": "abcd1234", "TUYA_ACCESS_SECRET": SECRET}
+CHECKER = {
+    "TUYA_ENDPOINT": "https://openapi.tuyaeu.com",
+    "TUYA_SECRET_NAME": "fwwatch/tuya",
+    "CONTROL_TABLE": "control",
+    "STATE_TABLE": "state",
+    "CHECK_QUEUE_URL": "https://sqs.example/check",
+    "CHECK_DEAD_LETTER_QUEUE_URL": "https://sqs.example/dlq",
+}
+SETTINGS_MODELS: list[type[EnvSettings]] = [
+    TuyaSettings,
+    LocalSettings,
+    SchedulerSettings,
+    CheckerSettings,
+    DifferSettings,
+    SlackSettings,
+]
 
 
 def test_region_resolves_to_its_data_centre() -> None:
-    settings = TuyaSettings.from_env({**BASE, "TUYA_REGION": "eu-w"})
+    settings = TuyaSettings.load({**BASE, "TUYA_REGION": "eu-w"})
     assert settings.base_url == "https://openapi-weaz.tuyaeu.com"
 
 
 def test_endpoint_wins_and_is_normalised() -> None:
-    settings = TuyaSettings.from_env({**BASE, "TUYA_ENDPOINT": "https://openapi.tuyaus.com/"})
+    settings = TuyaSettings.load({**BASE, "TUYA_ENDPOINT": "https://openapi.tuyaus.com/"})
     assert settings.base_url == "https://openapi.tuyaus.com"
+
+
+def test_from_env_is_load() -> None:
+    environ = {**BASE, "TUYA_REGION": "eu", "TUYA_QPS": "7"}
+    assert TuyaSettings.from_env(environ) == TuyaSettings.load(environ)
 
 
 @pytest.mark.parametrize(
@@ -34,8 +65,29 @@ def test_endpoint_wins_and_is_normalised() -> None:
 )
 def test_bad_configuration_names_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(TuyaConfigError) as caught:
-        TuyaSettings.from_env(env)
+        TuyaSettings.load(env)
     assert named in str(caught.value)
+
+
+def test_every_problem_is_named_at_once() -> None:
+    with pytest.raises(TuyaConfigError) as caught:
+        TuyaSettings.load({"TUYA_QPS": "0"})
+    message = str(caught.value)
+    for variable in ("TUYA_ACCESS_ID", "TUYA_ACCESS_SECRET", "TUYA_QPS"):
+        assert variable in message
+
+
+def test_an_empty_variable_counts_as_unset() -> None:
+    # As `TUYA_ENDPOINT=` in a .env file: the region decides
+    settings = TuyaSettings.load({**BASE, "TUYA_ENDPOINT": " ", "TUYA_REGION": "eu"})
+    assert settings.base_url == "https://openapi.tuyaeu.com"
+    with pytest.raises(TuyaConfigError, match="TUYA_ACCESS_ID is not set"):
+        TuyaSettings.load({**BASE, "TUYA_ACCESS_ID": "", "TUYA_REGION": "eu"})
+
+
+def test_settings_made_from_arguments_fail_the_same_way() -> None:
+    with pytest.raises(TuyaConfigError, match="TUYA_QPS"):
+        TuyaSettings(access_id="abcd1234", access_secret=SECRET, region="eu", qps=0)
 
 
 @pytest.mark.parametrize(
@@ -43,18 +95,158 @@ def test_bad_configuration_names_the_variable(env: dict[str, str], named: str) -
 )
 def test_plain_http_is_refused_off_loopback(url: str) -> None:
     with pytest.raises(TuyaConfigError, match="loopback"):
-        TuyaSettings.from_env({**BASE, "TUYA_ENDPOINT": url})
+        TuyaSettings.load({**BASE, "TUYA_ENDPOINT": url})
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"])
 def test_plain_http_is_accepted_on_loopback(url: str) -> None:
-    assert TuyaSettings.from_env({**BASE, "TUYA_ENDPOINT": url}).base_url == url
+    assert TuyaSettings.load({**BASE, "TUYA_ENDPOINT": url}).base_url == url
 
 
 def test_secret_never_shows_in_repr_or_errors() -> None:
-    settings = TuyaSettings.from_env({**BASE, "TUYA_REGION": "eu"})
+    settings = TuyaSettings.load({**BASE, "TUYA_REGION": "eu"})
     assert SECRET not in repr(settings)
     assert SECRET not in str(settings)
     with pytest.raises(TuyaConfigError) as caught:
-        TuyaSettings.from_env({**BASE, "TUYA_REGION": "eu", "TUYA_QPS": "-1"})
+        TuyaSettings.load({**BASE, "TUYA_REGION": "eu", "TUYA_QPS": "-1"})
     assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SMTP_PORT": SECRET}, "SMTP_PORT"),
+        ({"SLACK_WEBHOOK_URL": f"http://hooks.slack.com/{SECRET}"}, "SLACK_WEBHOOK_URL"),
+        ({"FWWATCH_MAX_ATTEMPTS": SECRET}, "FWWATCH_MAX_ATTEMPTS"),
+        ({"SMTP_STARTTLS": SECRET}, "SMTP_STARTTLS"),
+    ],
+)
+def test_a_wrong_value_is_named_but_never_repeated(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        LocalSettings.load(env)
+    assert named in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SMTP_HOST": "smtp.example.com"}, "need NOTIFY_EMAIL_TO as well"),
+        ({"NOTIFY_EMAIL_TO": "ops@example.com"}, "need SMTP_HOST as well"),
+        (
+            {"SMTP_HOST": "smtp.example.com", "NOTIFY_EMAIL_TO": "a@b", "SMTP_USER": "me"},
+            "SMTP_USER is set but SMTP_PASSWORD is not",
+        ),
+        ({"FWWATCH_RETRY_DELAY_S": "901"}, "FWWATCH_RETRY_DELAY_S"),
+        ({"FWWATCH_MAX_ATTEMPTS": "0"}, "FWWATCH_MAX_ATTEMPTS"),
+    ],
+)
+def test_local_settings_that_cannot_work_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        LocalSettings.load(env)
+
+
+def test_local_settings_read_their_variables() -> None:
+    settings = LocalSettings.load(
+        {
+            "FWWATCH_STATE": "/tmp/state.sqlite3",
+            "FWWATCH_MAX_ATTEMPTS": "5",
+            "FWWATCH_RETRY_DELAY_S": "0",
+            "SMTP_HOST": "smtp.example.com",
+            "SMTP_PORT": "465",
+            "NOTIFY_EMAIL_TO": " ops@example.com, , dev@example.com ",
+        }
+    )
+    assert str(settings.state) == "/tmp/state.sqlite3"
+    assert (settings.max_attempts, settings.retry_delay_s) == (5, 0)
+    assert settings.smtp is not None
+    assert settings.smtp.recipients == ("ops@example.com", "dev@example.com")
+    assert settings.smtp.sender == "fwwatch@smtp.example.com"
+    assert (settings.smtp.port, settings.smtp.starttls) == (465, True)
+
+
+def test_local_retries_default_as_the_checkers_do() -> None:
+    local = LocalSettings.load({})
+    checker = CheckerSettings.load(CHECKER)
+    assert (local.max_attempts, local.retry_delay_s) == (3, 30)
+    assert (checker.max_attempts, checker.retry_delay_s) == (3, 30)
+
+
+def test_a_function_names_what_its_environment_lacks() -> None:
+    environ = {key: value for key, value in CHECKER.items() if key != "STATE_TABLE"}
+    with pytest.raises(ConfigError, match="STATE_TABLE is not set"):
+        CheckerSettings.load(environ)
+
+
+def test_a_function_reads_its_variables() -> None:
+    checker = CheckerSettings.load(
+        {**CHECKER, "TUYA_QPS": "20", "CHECKER_MAX_CONCURRENCY": "4", "LOG_LEVEL": "debug"}
+    )
+    assert checker.qps_per_instance == 5
+    assert checker.log_level == "DEBUG"
+    scheduler = SchedulerSettings.load({**CHECKER, "DEVICE_IDS": "a1, b2,,"})
+    assert scheduler.configured_ids == ["a1", "b2"]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CHECKER_MAX_CONCURRENCY": "1"}, "CHECKER_MAX_CONCURRENCY"),
+        ({"TUYA_RETRY_BUDGET_S": "601"}, "TUYA_RETRY_BUDGET_S"),
+        ({"MAX_ATTEMPTS": "11"}, "MAX_ATTEMPTS"),
+        ({"POWERTOOLS_LOG_LEVEL": "LOUD"}, "POWERTOOLS_LOG_LEVEL"),
+    ],
+)
+def test_a_function_refuses_values_out_of_bounds(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        CheckerSettings.load({**CHECKER, **env})
+
+
+@pytest.mark.parametrize(
+    ("local", "function"),
+    [
+        ((TuyaSettings, "qps"), (TuyaAccessSettings, "tuya_qps")),
+        ((TuyaSettings, "retry_attempts"), (TuyaAccessSettings, "tuya_retry_attempts")),
+        ((TuyaSettings, "retry_budget_s"), (TuyaAccessSettings, "tuya_retry_budget_s")),
+        ((TuyaSettings, "timeout_s"), (TuyaAccessSettings, "tuya_timeout_s")),
+        ((LocalSettings, "max_attempts"), (CheckerSettings, "max_attempts")),
+        ((LocalSettings, "retry_delay_s"), (CheckerSettings, "retry_delay_s")),
+    ],
+)
+def test_local_mode_and_the_functions_share_their_bounds_and_defaults(
+    local: tuple[type[EnvSettings], str], function: tuple[type[EnvSettings], str]
+) -> None:
+    ours = local[0].model_fields[local[1]]
+    theirs = function[0].model_fields[function[1]]
+    assert ours.metadata == theirs.metadata
+    assert ours.metadata  # bounded at all
+    assert (ours.annotation, ours.default, ours.description) == (
+        theirs.annotation,
+        theirs.default,
+        theirs.description,
+    )
+
+
+def test_the_tuya_secret_builds_settings_or_says_what_it_must_hold() -> None:
+    from fwwatch.aws.settings import tuya_settings_from_secret
+
+    secret: dict[str, Any] = {"access_id": "abcd1234", "access_secret": SECRET}
+    settings = tuya_settings_from_secret(secret, endpoint="https://openapi.tuyaeu.com", qps=5)
+    assert (settings.base_url, settings.qps) == ("https://openapi.tuyaeu.com", 5)
+    with pytest.raises(TuyaConfigError, match="access_id and access_secret"):
+        tuya_settings_from_secret({"access_id": "x"}, endpoint="https://a.example", qps=5)
+
+
+@pytest.mark.parametrize("model", SETTINGS_MODELS, ids=lambda model: model.__name__)
+def test_every_setting_has_a_description_and_one_variable(model: type[EnvSettings]) -> None:
+    variables = model.variables()
+    assert len(set(variables.values())) == len(variables)
+    for name, field in model.model_fields.items():
+        assert field.description, f"{model.__name__}.{name} has no description"
+        assert variables[name].isupper()
+
+
+def test_every_settings_error_is_a_config_error() -> None:
+    assert issubclass(TuyaConfigError, ConfigError)
+    for model in SETTINGS_MODELS:
+        assert issubclass(model.config_error, ConfigError)

@@ -790,7 +790,6 @@ def test_the_layer_requirements_hold_only_runtime_dependencies_with_lower_bounds
         "certifi",
         "sniffio",
         "pydantic",
-        "pydantic-settings",
         "aws-lambda-powertools",
     }
     assert all(">=" in line for line in requirements)

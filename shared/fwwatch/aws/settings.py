@@ -1,4 +1,9 @@
-"""Each function's configuration: one pydantic model, read once at cold start.
+"""Each function's configuration: one settings model, read once at cold start.
+
+A handler builds its service from ``CheckerSettings.load()`` (and so on); any problem is a
+:class:`~fwwatch.tuya.ConfigError` naming the variable. Every variable template.yaml gives
+a function is a field of that function's model (a test keeps the two in step), and the
+bounds the functions share with the CLI are declared once, in :mod:`fwwatch.tuya.config`.
 
 Secrets are never in the environment: only the names of the Secrets Manager secrets are,
 and the values are read through Powertools Parameters (cached).
@@ -6,51 +11,88 @@ and the values are read through Powertools Parameters (cached).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
 
 from ..tuya import TuyaConfigError, TuyaSettings
+from ..tuya.config import (
+    CheckAttempts,
+    RecheckDelaySeconds,
+    RequestsPerSecond,
+    RetryAttempts,
+    RetryBudgetSeconds,
+    TimeoutSeconds,
+)
+from ..tuya.settings import EnvSettings
 
 __all__ = [
     "CheckerSettings",
     "DifferSettings",
-    "FunctionConfigError",
+    "FunctionSettings",
     "SchedulerSettings",
     "SlackSettings",
     "TuyaAccessSettings",
-    "load",
     "tuya_settings_from_secret",
 ]
 
-
-class FunctionConfigError(RuntimeError):
-    """A function's environment is incomplete; the message names the variable."""
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-class _Base(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+class FunctionSettings(EnvSettings):
+    """What the template gives every function (its Globals).
+
+    Powertools reads these variables itself; they are declared here so that a wrong value
+    fails at cold start with its name, like every other variable.
+    """
+
+    powertools_service_name: str = Field(
+        default="fwwatch", min_length=1, description="service name in logs and metrics"
+    )
+    powertools_metrics_namespace: str = Field(
+        default="fwwatch", min_length=1, description="CloudWatch namespace of the metrics"
+    )
+    powertools_log_level: LogLevel = Field(default="INFO", description="log level")
+    log_level: LogLevel = Field(
+        default="INFO", description="log level, for Powertools versions that read LOG_LEVEL"
+    )
+
+    @field_validator("powertools_log_level", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        # Powertools takes "debug" as well as "DEBUG".
+        return value.upper() if isinstance(value, str) else value
 
 
-class TuyaAccessSettings(_Base):
+class TuyaAccessSettings(FunctionSettings):
     """What every function that calls Tuya needs: the endpoint, the secret's name, the token."""
 
-    tuya_endpoint: str
-    tuya_secret_name: str = Field(min_length=1)
-    tuya_qps: float = Field(default=20.0, gt=0)
-    tuya_retry_attempts: int = Field(default=8, ge=1, le=50)
-    tuya_retry_budget_s: float = Field(default=30.0, gt=0, le=600)
-    tuya_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    control_table: str = Field(min_length=1)
+    tuya_endpoint: str = Field(description="base URL of the cloud project's data centre")
+    tuya_secret_name: str = Field(
+        min_length=1,
+        description='Secrets Manager secret holding {"access_id": ..., "access_secret": ...}',
+    )
+    tuya_qps: RequestsPerSecond = 20.0
+    tuya_retry_attempts: RetryAttempts = 8
+    tuya_retry_budget_s: RetryBudgetSeconds = 30.0
+    tuya_timeout_s: TimeoutSeconds = 10.0
+    control_table: str = Field(
+        min_length=1, description="DynamoDB table of the shared token and learned rates"
+    )
 
 
 class SchedulerSettings(TuyaAccessSettings):
     """The scheduler: where to send device IDs, and which."""
 
-    check_queue_url: str
-    device_ids: str = ""
-    devices_per_message: int = Field(default=100, ge=1, le=500)
+    check_queue_url: str = Field(min_length=1, description="SQS queue of the check messages")
+    device_ids: str = Field(
+        default="", description="device IDs separated by commas; empty: every device"
+    )
+    # A message's devices are checked in one invocation, ten messages at a time: 100 keeps
+    # a batch well inside the checker's timeout.
+    devices_per_message: int = Field(
+        default=100, ge=1, le=100, description="device IDs per check message"
+    )
 
     @property
     def configured_ids(self) -> list[str]:
@@ -61,13 +103,23 @@ class SchedulerSettings(TuyaAccessSettings):
 class CheckerSettings(TuyaAccessSettings):
     """The checker: the state table, retries, and its share of the rate limit."""
 
-    state_table: str
-    check_queue_url: str
-    check_dead_letter_queue_url: str
-    check_concurrency: int = Field(default=16, ge=1, le=256)
-    checker_max_concurrency: int = Field(default=1, ge=1)
-    max_attempts: int = Field(default=3, ge=1, le=10)
-    retry_delay_s: int = Field(default=30, ge=0, le=900)
+    state_table: str = Field(min_length=1, description="DynamoDB table of the firmware state")
+    check_queue_url: str = Field(
+        min_length=1, description="SQS queue that re-checks go back on, delayed"
+    )
+    check_dead_letter_queue_url: str = Field(
+        min_length=1, description="SQS queue of the devices that failed every check"
+    )
+    check_concurrency: int = Field(
+        default=16, ge=1, le=256, description="devices checked at once by one instance"
+    )
+    # SQS's own bounds for an event source's maximum concurrency. Each instance takes
+    # 1/N of the project's rate: a value below what SQS may run would overrun the quota.
+    checker_max_concurrency: int = Field(
+        default=2, ge=2, le=1000, description="checker instances the queue may run at once"
+    )
+    max_attempts: CheckAttempts = 3
+    retry_delay_s: RecheckDelaySeconds = 30
 
     @property
     def qps_per_instance(self) -> float:
@@ -75,32 +127,24 @@ class CheckerSettings(TuyaAccessSettings):
         return self.tuya_qps / self.checker_max_concurrency
 
 
-class DifferSettings(_Base):
+class DifferSettings(FunctionSettings):
     """The differ: where news goes, and whether a first sighting is news."""
 
-    control_table: str
-    topic_arn: str
-    notify_on_first_seen: bool = False
+    control_table: str = Field(
+        min_length=1, description="DynamoDB table of the ledger of published news"
+    )
+    topic_arn: str = Field(min_length=1, description="SNS topic of the notifications")
+    notify_on_first_seen: bool = Field(
+        default=False, description="announce an update already on offer at a first sighting"
+    )
 
 
-class SlackSettings(_Base):
+class SlackSettings(FunctionSettings):
     """The Slack function: which secret holds the webhook URL."""
 
-    slack_webhook_secret_name: str = Field(min_length=1)
-
-
-def load[T: _Base](model: type[T], environ: dict[str, str] | None = None) -> T:
-    """Read a settings model (from ``environ`` when given), naming missing variables."""
-    try:
-        if environ is None:
-            return model()
-        return model.model_validate({key.lower(): value for key, value in environ.items()})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
-        )
-        raise FunctionConfigError(f"function configuration: {problems}") from None
+    slack_webhook_secret_name: str = Field(
+        min_length=1, description="Secrets Manager secret holding the Slack webhook URL"
+    )
 
 
 def tuya_settings_from_secret(

@@ -6,22 +6,67 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from ..check import CheckResult, check_devices
-from ..local.store_sqlite import default_state_path
+from ..local.config import LocalSettings
 from ..tuya import TuyaClient, TuyaError, validate_device_id
 from .common import (
+    ENVIRONMENT_HELP,
     EXIT_DEVICES_FAILED,
     EXIT_OK,
+    FORGET_RATE_HELP,
     Progress,
+    asynchronous,
     environment,
     load_settings,
     open_rate_memory,
+    positive_int,
     table,
     tuya_client,
 )
+
+CHECK_EXIT_HELP = """\
+exit status:
+  0  every device was checked
+  1  some device answered an error (offline, not in the project) or could not be
+     checked (busy, unreachable, unreadable answers: each is listed with its cause)
+  2  fatal or configuration error (wrong secret or data centre, lapsed account)"""
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``check`` and ``devices`` with their options."""
+    check = commands.add_parser(
+        "check",
+        help="check devices for new firmware now",
+        description="Ask Tuya's cloud for the firmware of each device, concurrently, and show "
+        "for each channel the installed version, the version on offer and whether an update "
+        "is available. Every device is reported: checked, answered an error, or not checked "
+        "with the cause. Nobody is notified; only the rate limit learned is kept (in "
+        "FWWATCH_STATE).",
+        epilog=CHECK_EXIT_HELP + "\n\n" + ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("device_ids", nargs="+", metavar="DEVICE_ID", help="Tuya device IDs")
+    check.add_argument("--json", action="store_true", help="print a JSON array, one per device")
+    check.add_argument(
+        "--concurrency",
+        type=positive_int,
+        metavar="N",
+        help="devices at once (default: from TUYA_QPS, 16 to 256)",
+    )
+    check.add_argument("--forget-rate", action="store_true", help=FORGET_RATE_HELP)
+    check.set_defaults(command_main=asynchronous(check_command))
+
+    devices = commands.add_parser(
+        "devices",
+        help="list the cloud project's devices",
+        description="List every device of the cloud project, following Tuya's paging to the end.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    devices.add_argument("--json", action="store_true", help="print a JSON array")
+    devices.set_defaults(command_main=asynchronous(devices_command))
 
 
 async def check_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -39,7 +84,7 @@ async def check_command(args: argparse.Namespace, out: TextIO) -> int:
         progress.update(done, len(device_ids))
 
     # Only the learned rate limit is read from and kept in the state file.
-    memory = open_rate_memory(Path(env.get("FWWATCH_STATE") or default_state_path()))
+    memory = open_rate_memory(LocalSettings.load(env).state)
     try:
         async with tuya_client(settings, memory, forget_rate=args.forget_rate) as tuya:
             results = await check_devices(

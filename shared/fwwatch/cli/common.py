@@ -1,21 +1,23 @@
-"""What every command shares: exit statuses, configuration loading, tables, progress."""
+"""What every command shares: exit statuses, options, configuration, tables, progress."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import logging
 import os
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dotenv import dotenv_values
 
-from ..tuya import TuyaSettings
+from ..tuya import TuyaSettings, environment_help
 
 if TYPE_CHECKING:
     from ..local.store_sqlite import SqliteStore
@@ -27,25 +29,43 @@ EXIT_OK = 0
 EXIT_DEVICES_FAILED = 1
 EXIT_USAGE = 2
 
-ENVIRONMENT_HELP = """\
-configuration (environment variables, or a .env file in the current directory):
-  TUYA_ACCESS_ID        the cloud project's Access ID
-  TUYA_ACCESS_SECRET    the cloud project's Access Secret (never printed)
-  TUYA_REGION           data centre: cn, us, us-e, eu, eu-w, in, sg
-  TUYA_ENDPOINT         or a full base URL instead of TUYA_REGION
-  TUYA_QPS              ceiling on requests per second (default 20); a run starts
-                        lower and finds the cloud's real limit, kept for the next run
-  TUYA_MAX_CONNECTIONS  requests in flight (default: from TUYA_QPS, 16 to 256)
-  TUYA_TIMEOUT_S        seconds for one whole answer, connect to last byte (default 10)
-  TUYA_RETRY_ATTEMPTS   tries per call before a device is "not checked" (default 8)
-  TUYA_RETRY_BUDGET_S   seconds per call for its retries (default 30)
-  TUYA_MAX_ANSWER_BYTES cap on an answer's decoded size (default 8 MiB)
-  TUYA_DEVICE_LISTING   how to list devices: thing (default) or iot-03
-"""
+#: The Tuya client's variables, as every command that talks to the cloud shows them.
+ENVIRONMENT_HELP = environment_help(
+    TuyaSettings, "configuration (environment variables, or a .env file in the current directory)"
+)
+
+FORGET_RATE_HELP = (
+    "forget the cloud's rate limit learned by earlier runs and find it again, starting slowly"
+)
+
+#: What a command's parser hands to ``main``: the parsed arguments and stdout -> exit status.
+Command = Callable[[argparse.Namespace, TextIO], int]
 
 
 class UsageError(Exception):
-    """A mistake on the command line or in the configuration: exit status 2."""
+    """A mistake on the command line (or in a file it names): exit status 2."""
+
+
+def asynchronous(
+    command: Callable[[argparse.Namespace, TextIO], Coroutine[Any, Any, int]],
+) -> Command:
+    """A :data:`Command` that runs the coroutine ``command`` on an event loop of its own."""
+
+    def run(args: argparse.Namespace, out: TextIO) -> int:
+        return asyncio.run(command(args, out))
+
+    return run
+
+
+def positive_int(text: str) -> int:
+    """An option's value that is a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def environment(dotenv: Path = Path(".env")) -> dict[str, str]:
@@ -59,7 +79,7 @@ def environment(dotenv: Path = Path(".env")) -> dict[str, str]:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> TuyaSettings:
     """The Tuya settings (a :class:`TuyaConfigError` names what is wrong)."""
-    return TuyaSettings.from_env(environment() if environ is None else environ)
+    return TuyaSettings.load(environment() if environ is None else environ)
 
 
 @contextlib.asynccontextmanager

@@ -16,16 +16,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from ..local.config import LocalConfigError, LocalSettings
+from ..cycle import DeviceRetryPolicy
+from ..local.config import LocalSettings
 from ..local.runner import RunReport, run_cycle
 from ..local.store_sqlite import SqliteStore
-from ..tuya import InvalidDeviceIdError, TuyaFatalError, TuyaSettings, validate_device_id
+from ..tuya import (
+    InvalidDeviceIdError,
+    TuyaFatalError,
+    TuyaSettings,
+    environment_help,
+    validate_device_id,
+)
 from .common import (
+    ENVIRONMENT_HELP,
     EXIT_DEVICES_FAILED,
     EXIT_OK,
+    FORGET_RATE_HELP,
     Progress,
     UsageError,
+    asynchronous,
     environment,
+    positive_int,
     table,
     tuya_client,
 )
@@ -34,6 +45,127 @@ logger = logging.getLogger("fwwatch.cli")
 
 MAX_DEVICE_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEVICES = 1_000_000
+
+#: The local mode's variables, as the commands that keep state or send news show them.
+LOCAL_HELP = environment_help(LocalSettings, "local mode (environment variables, or .env)")
+
+RUN_EXIT_HELP = """\
+exit status:
+  0  every device answered (offline and other device-level answers count as answered)
+  1  some devices could not be checked, the device listing failed, or news could not
+     be delivered (it stays queued for the next run)
+  2  fatal or configuration error (wrong secret or data centre, lapsed account)"""
+
+WATCH_EXIT_HELP = """\
+exit status (when it stops): that of its last cycle, as for `run` (0 or 1); 2 when a
+fatal or configuration error stopped it"""
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``run``, ``watch``, ``status`` and ``notify-test`` with their options."""
+    raw = argparse.RawDescriptionHelpFormatter
+    run = commands.add_parser(
+        "run",
+        help="run one cycle: check, remember, notify, report",
+        description="Check every device (or --devices), compare with the state kept in "
+        "SQLite, store what changed, send news of new, installed or failed firmware to every "
+        "configured notifier, and print a run report. A run that is interrupted loses "
+        "nothing: the next one completes it without sending anything twice. When Tuya "
+        "misbehaves the run still ends with a report: devices it could not check are listed "
+        "as not checked, with the cause; if the listing fails, the devices known from earlier "
+        "runs are checked.",
+        epilog=RUN_EXIT_HELP + "\n\n" + ENVIRONMENT_HELP + "\n" + LOCAL_HELP,
+        formatter_class=raw,
+    )
+    _add_cycle_options(run)
+    run.add_argument("--json", action="store_true", help="print the run report as JSON")
+    run.set_defaults(command_main=asynchronous(run_command))
+
+    watch = commands.add_parser(
+        "watch",
+        help="run cycles forever, e.g. every 6 hours",
+        description="Run a cycle, wait, run again. A cycle that fails (the cloud down, the "
+        "state file locked) is logged in one line with the time of the next one, and the "
+        "watch goes on; it stops only on a fatal configuration error (exit 2) or a signal. "
+        "SIGINT or SIGTERM stops it cleanly: a cycle under way finishes the batch it is on, "
+        "and the state stays consistent.",
+        epilog=WATCH_EXIT_HELP + "\n\n" + ENVIRONMENT_HELP + "\n" + LOCAL_HELP,
+        formatter_class=raw,
+    )
+    _add_cycle_options(watch)
+    watch.add_argument(
+        "--every",
+        type=parse_duration,
+        default=parse_duration("6h"),
+        metavar="DURATION",
+        help="time between cycles: 30m, 6h, 1d (default 6h)",
+    )
+    watch.add_argument(
+        "--jitter",
+        type=_jitter,
+        default=0.1,
+        metavar="FRACTION",
+        help="vary each wait by up to this fraction (default 0.1)",
+    )
+    watch.set_defaults(command_main=asynchronous(watch_command))
+
+    status = commands.add_parser(
+        "status",
+        help="show the fleet as the state knows it",
+        description="Devices per product, channel and installed version; pending updates; "
+        "devices in error; when each device was last checked. Reads the state only: no "
+        "request is sent.",
+        epilog=LOCAL_HELP,
+        formatter_class=raw,
+    )
+    status.add_argument("--state", metavar="PATH", help="SQLite state file (FWWATCH_STATE)")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(command_main=status_command)
+
+    notify_test = commands.add_parser(
+        "notify-test",
+        help="send a test message through every configured notifier",
+        description="Send a clearly labelled test notification through every configured "
+        "notifier and say which worked.",
+        epilog=LOCAL_HELP,
+        formatter_class=raw,
+    )
+    notify_test.add_argument("--state", help=argparse.SUPPRESS)
+    notify_test.set_defaults(command_main=asynchronous(notify_test_command))
+
+
+def _add_cycle_options(sub: argparse.ArgumentParser) -> None:
+    """The options ``run`` and ``watch`` share."""
+    sub.add_argument(
+        "--devices",
+        metavar="FILE|ID,...",
+        help="check these devices (a file with one ID per line, or IDs separated by "
+        "commas) instead of every device of the project",
+    )
+    sub.add_argument("--state", metavar="PATH", help="SQLite state file (FWWATCH_STATE)")
+    sub.add_argument(
+        "--notify-first-seen",
+        action="store_true",
+        help="announce updates already on offer when a device is first seen "
+        "(by default the first sighting is a silent baseline)",
+    )
+    sub.add_argument(
+        "--concurrency",
+        type=positive_int,
+        metavar="N",
+        help="devices at once (default: from TUYA_QPS, 16 to 256)",
+    )
+    sub.add_argument("--forget-rate", action="store_true", help=FORGET_RATE_HELP)
+
+
+def _jitter(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError("jitter is a fraction between 0 and 1, e.g. 0.1")
+    return value
 
 
 def read_device_ids(spec: str) -> list[str]:
@@ -88,10 +220,7 @@ def read_device_ids(spec: str) -> list[str]:
 
 
 def _local_settings(args: argparse.Namespace, env: dict[str, str]) -> LocalSettings:
-    try:
-        local = LocalSettings.from_env(env)
-    except LocalConfigError as exc:
-        raise UsageError(str(exc)) from None
+    local = LocalSettings.load(env)
     if getattr(args, "state", None):
         local = local.model_copy(update={"state": Path(args.state)})
     return local
@@ -100,7 +229,7 @@ def _local_settings(args: argparse.Namespace, env: dict[str, str]) -> LocalSetti
 def _settings(args: argparse.Namespace) -> tuple[TuyaSettings, LocalSettings]:
     env = environment()
     local = _local_settings(args, env)
-    return TuyaSettings.from_env(env), local
+    return TuyaSettings.load(env), local
 
 
 async def run_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -134,6 +263,9 @@ async def _one_cycle(
                 device_ids=device_ids,
                 notify_first_seen=args.notify_first_seen,
                 concurrency=args.concurrency or tuya.connections,
+                retry=DeviceRetryPolicy(
+                    max_attempts=local.max_attempts, delay_s=local.retry_delay_s
+                ),
                 on_progress=progress.update,
                 stop=stop,
             )

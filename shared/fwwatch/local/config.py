@@ -1,22 +1,17 @@
-"""Local mode's configuration: where state lives and which notifiers are on.
+"""Local mode's configuration: where state lives, how devices are re-checked, who hears news.
 
-From environment variables (and a ``.env`` file in the working directory, which the CLI
-merges under the real environment):
-
-- ``FWWATCH_STATE``: the SQLite file (default: the user's state directory)
-- ``FWWATCH_JSONL``: append news to this JSON-lines file
-- ``SLACK_WEBHOOK_URL``: post news to Slack
-- ``SMTP_HOST``, ``SMTP_PORT``, ``SMTP_USER``, ``SMTP_PASSWORD``, ``SMTP_STARTTLS``,
-  ``NOTIFY_EMAIL_TO`` (comma-separated), ``NOTIFY_EMAIL_FROM``: send news by e-mail
+:class:`LocalSettings` is read once by the CLI, from the environment merged over a ``.env``
+file in the working directory; its fields' descriptions are the CLI's help. Slack and e-mail
+take the variables those tools use elsewhere (``SLACK_WEBHOOK_URL``, ``SMTP_*``,
+``NOTIFY_EMAIL_*``); fwwatch's own have the prefix ``FWWATCH_``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..notify import (
     ConsoleNotifier,
@@ -27,89 +22,100 @@ from ..notify import (
     SmtpSettings,
 )
 from ..notify.slack import validate_webhook_url
-from ..tuya.config import is_loopback_host
+from ..tuya.config import CheckAttempts, RecheckDelaySeconds
+from ..tuya.settings import HELP_DEFAULT, EnvSettings, env_prefix, is_loopback_host
 from .store_sqlite import default_state_path
 
-__all__ = ["LocalConfigError", "LocalSettings"]
-
-_VARIABLES = {
-    "state": "FWWATCH_STATE",
-    "jsonl": "FWWATCH_JSONL",
-    "slack_webhook_url": "SLACK_WEBHOOK_URL",
-    "smtp_host": "SMTP_HOST",
-    "smtp_port": "SMTP_PORT",
-    "smtp_user": "SMTP_USER",
-    "smtp_password": "SMTP_PASSWORD",
-    "smtp_starttls": "SMTP_STARTTLS",
-    "email_to": "NOTIFY_EMAIL_TO",
-    "email_from": "NOTIFY_EMAIL_FROM",
-}
+__all__ = ["LocalSettings"]
 
 
-class LocalConfigError(ValueError):
-    """Local configuration that cannot work; the message names the variable."""
+class LocalSettings(EnvSettings):
+    """The local mode's settings: ``LocalSettings.load(environ)``, or a ``ConfigError``."""
 
+    model_config = env_prefix("FWWATCH_")
 
-class LocalSettings(BaseModel):
-    """The local mode's settings (read once by the CLI)."""
+    state: Path = Field(
+        default_factory=default_state_path,
+        description="SQLite state file; --state overrides it",
+        json_schema_extra={HELP_DEFAULT: "~/.local/state/fwwatch/state.sqlite3"},
+    )
+    max_attempts: CheckAttempts = 3
+    retry_delay_s: RecheckDelaySeconds = 30
+    slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        validation_alias="SLACK_WEBHOOK_URL",
+        description="post news to a Slack incoming webhook",
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        validation_alias="SMTP_HOST",
+        description="send news by e-mail through this SMTP server (with NOTIFY_EMAIL_TO)",
+    )
+    smtp_port: int = Field(
+        default=587,
+        ge=1,
+        le=65535,
+        validation_alias="SMTP_PORT",
+        description="the SMTP server's port; 465 is implicit TLS",
+    )
+    smtp_user: str | None = Field(
+        default=None, validation_alias="SMTP_USER", description="SMTP user name"
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None, validation_alias="SMTP_PASSWORD", description="SMTP password"
+    )
+    smtp_starttls: bool = Field(
+        default=True,
+        validation_alias="SMTP_STARTTLS",
+        description="upgrade the SMTP connection with STARTTLS",
+    )
+    email_to: tuple[str, ...] = Field(
+        default=(),
+        validation_alias="NOTIFY_EMAIL_TO",
+        description="e-mail recipients, separated by commas",
+    )
+    email_from: str | None = Field(
+        default=None,
+        validation_alias="NOTIFY_EMAIL_FROM",
+        description="e-mail sender",
+        json_schema_extra={HELP_DEFAULT: "fwwatch@SMTP_HOST"},
+    )
+    jsonl: Path | None = Field(default=None, description="append news to a JSON-lines file")
 
-    model_config = ConfigDict(frozen=True)
-
-    state: Path = Field(default_factory=default_state_path)
-    jsonl: Path | None = None
-    slack_webhook_url: SecretStr | None = None
-    smtp_host: str | None = None
-    smtp_port: int = Field(default=587, ge=1, le=65535)
-    smtp_user: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_starttls: bool = True
-    email_to: tuple[str, ...] = ()
-    email_from: str | None = None
-
+    @field_validator("email_to", mode="before")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> LocalSettings:
-        """Read the variables, or raise :class:`LocalConfigError` naming the wrong one."""
-        values: dict[str, object] = {}
-        for field, variable in _VARIABLES.items():
-            raw = environ.get(variable, "").strip()
-            if raw:
-                values[field] = raw
-        if "email_to" in values:
-            values["email_to"] = tuple(
-                address.strip() for address in str(values["email_to"]).split(",") if address.strip()
-            )
-        try:
-            settings = cls.model_validate(values)
-        except ValidationError as exc:
-            error = exc.errors(include_input=False, include_url=False)[0]
-            variable = _VARIABLES.get(str(error["loc"][0]), str(error["loc"][0]))
-            raise LocalConfigError(f"{variable}: {error['msg']}") from None
-        settings.check()
-        return settings
+    def _split_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(address.strip() for address in value.split(",") if address.strip())
+        return value
 
-    def check(self) -> None:
-        """Fail on half-configured notifiers, naming what is missing."""
-        if self.slack_webhook_url is not None:
-            try:
-                validate_webhook_url(self.slack_webhook_url.get_secret_value())
-            except ValueError as exc:
-                raise LocalConfigError(str(exc)) from None
+    @field_validator("slack_webhook_url")
+    @classmethod
+    def _check_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            validate_webhook_url(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _check_email(self) -> LocalSettings:
+        # Half-configured e-mail would be silently off: name what is missing instead.
         email = {"SMTP_HOST": self.smtp_host, "NOTIFY_EMAIL_TO": self.email_to}
         if any(email.values()) and not all(email.values()):
             missing = " and ".join(name for name, value in email.items() if not value)
-            raise LocalConfigError(f"e-mail notifications need {missing} as well")
+            raise ValueError(f"e-mail notifications need {missing} as well")
         if self.smtp_user and self.smtp_password is None:
-            raise LocalConfigError("SMTP_USER is set but SMTP_PASSWORD is not")
+            raise ValueError("SMTP_USER is set but SMTP_PASSWORD is not")
         clear_text = not self.smtp_starttls and self.smtp_port != 465
         if (
             self.smtp_password is not None
             and clear_text
             and not is_loopback_host(self.smtp_host or "")
         ):
-            raise LocalConfigError(
+            raise ValueError(
                 "SMTP_STARTTLS=false would send SMTP_PASSWORD in clear text to "
                 f"{self.smtp_host}; use STARTTLS (the default) or port 465"
             )
+        return self
 
     @property
     def smtp(self) -> SmtpSettings | None:

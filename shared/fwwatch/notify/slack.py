@@ -16,7 +16,7 @@ import httpx
 
 from ..events import EventGroup
 from ..render import TEST_SUBJECT, render_slack
-from ..tuya.config import is_loopback_host
+from ..tuya import is_loopback_host
 from .base import NotifyError
 
 __all__ = ["SlackNotifier", "validate_webhook_url"]

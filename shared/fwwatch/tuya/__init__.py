@@ -25,6 +25,7 @@ from .models import (
     validate_device_id,
 )
 from .resilience import RetryPolicy
+from .settings import ConfigError, EnvSettings, environment_help, is_loopback_host
 from .tokens import InMemoryTokenStore, Token, TokenStore
 
 if TYPE_CHECKING:
@@ -44,8 +45,10 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "REGIONS",
     "ClientStats",
+    "ConfigError",
     "DeviceFirmware",
     "DeviceSummary",
+    "EnvSettings",
     "FirmwareChannel",
     "InMemoryTokenStore",
     "InvalidDeviceIdError",
@@ -62,6 +65,8 @@ __all__ = [
     "TuyaSettings",
     "TuyaTransientError",
     "UpgradeStatus",
+    "environment_help",
+    "is_loopback_host",
     "parse_firmware",
     "validate_device_id",
 ]

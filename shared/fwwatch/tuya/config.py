@@ -1,30 +1,33 @@
-"""Configuration of the Tuya client, read once from the environment and validated.
+"""Configuration of the Tuya client: :class:`TuyaSettings`, read once from ``TUYA_*`` variables.
 
-``TUYA_ACCESS_ID``, ``TUYA_ACCESS_SECRET``, and one of ``TUYA_ENDPOINT`` (a full URL) or
-``TUYA_REGION`` (cn, us, us-e, eu, eu-w, in, sg). Optional tuning: ``TUYA_QPS``,
-``TUYA_MAX_CONNECTIONS``, ``TUYA_TIMEOUT_S``, ``TUYA_RETRY_ATTEMPTS``, ``TUYA_RETRY_BUDGET_S``,
-``TUYA_MAX_ANSWER_BYTES``, ``TUYA_DEVICE_LISTING``.
+Also the bounds that the local mode and the AWS functions share (requests per second,
+retries, timeouts, re-checks), each declared once here as an ``Annotated`` type, so that
+the CLI, the functions and template.yaml cannot disagree about them.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .errors import TuyaConfigError
+from .settings import HELP_DEFAULT, ConfigError, EnvSettings, env_prefix, is_loopback_host
 
 __all__ = [
     "REGIONS",
+    "CheckAttempts",
+    "RecheckDelaySeconds",
+    "RequestsPerSecond",
+    "RetryAttempts",
+    "RetryBudgetSeconds",
+    "TimeoutSeconds",
     "TuyaSettings",
     "connections_for",
     "endpoint_for_region",
-    "is_loopback_host",
     "validate_endpoint",
 ]
 
@@ -45,6 +48,50 @@ DeviceListing = Literal["thing", "iot-03"]
 #: continents take 100-300 ms.
 ASSUMED_LATENCY_S = 0.25
 
+# ---------------------------------------------------------------- bounds shared with AWS
+# The upper bound of the rate is far above any Tuya quota: the client finds the real limit
+# itself (it backs off on 1110 and 429), and runs against the simulator need no ceiling.
+
+RequestsPerSecond = Annotated[
+    float,
+    Field(
+        ge=1,
+        le=100_000,
+        description="ceiling on requests per second; a run starts lower and finds the "
+        "cloud's real limit, kept for the next run",
+    ),
+]
+TimeoutSeconds = Annotated[
+    float,
+    Field(gt=0, le=120, description="seconds for one whole answer, connect to last byte"),
+]
+RetryAttempts = Annotated[
+    int,
+    Field(ge=1, le=50, description='tries per call before a device is "not checked"'),
+]
+RetryBudgetSeconds = Annotated[
+    float,
+    Field(gt=0, le=600, description="seconds per call for its retries: no retry starts past it"),
+]
+CheckAttempts = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=10,
+        description="checks of a device that fails transiently before it is reported not checked",
+    ),
+]
+# 900 s: the longest delay SQS gives a message, and the checker's re-checks are such messages.
+RecheckDelaySeconds = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=900,
+        description="seconds before the first re-check of a device that failed transiently; "
+        "doubles each time",
+    ),
+]
+
 
 def connections_for(qps: float) -> int:
     """Connections that let ``qps`` requests a second flow at the assumed latency (16-256)."""
@@ -60,16 +107,6 @@ def endpoint_for_region(region: str) -> str:
         raise TuyaConfigError(
             f"TUYA_REGION={region!r} is not a Tuya data centre; use one of: {choices}"
         ) from None
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def validate_endpoint(url: str, *, variable: str = "TUYA_ENDPOINT") -> str:
@@ -100,38 +137,51 @@ def validate_endpoint(url: str, *, variable: str = "TUYA_ENDPOINT") -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-class TuyaSettings(BaseSettings):
-    """Everything the client needs, from ``TUYA_*`` environment variables (or arguments)."""
+class TuyaSettings(EnvSettings):
+    """Everything the client needs, from ``TUYA_*`` environment variables (or arguments).
 
-    model_config = SettingsConfigDict(env_prefix="TUYA_", extra="ignore", frozen=True)
+    ``TuyaSettings.load()`` reads the variables; ``TuyaSettings(access_id=..., ...)`` takes
+    arguments. Either raises :class:`TuyaConfigError` naming what is wrong.
+    """
 
-    access_id: str = Field(min_length=1, description="The cloud project's Access ID.")
-    access_secret: SecretStr = Field(description="The cloud project's Access Secret.")
-    endpoint: str | None = Field(default=None, description="Full base URL of the data centre.")
-    region: str | None = Field(default=None, description="Data centre: " + ", ".join(REGIONS))
-    qps: float = Field(default=20.0, gt=0, le=100_000, description="Ceiling on requests/second.")
+    model_config = env_prefix("TUYA_")
+    config_error: ClassVar[type[ConfigError]] = TuyaConfigError
+
+    access_id: str = Field(min_length=1, description="the cloud project's Access ID")
+    access_secret: SecretStr = Field(description="the cloud project's Access Secret")
+    region: str | None = Field(default=None, description="data centre: " + ", ".join(REGIONS))
+    endpoint: str | None = Field(
+        default=None,
+        description="or a full base URL instead of TUYA_REGION (plain http only to "
+        "127.0.0.1/localhost, for a simulator)",
+    )
+    qps: RequestsPerSecond = 20.0
     max_connections: int | None = Field(
-        default=None, ge=1, le=256, description="Connections (default: from TUYA_QPS)."
+        default=None,
+        ge=1,
+        le=256,
+        description="requests in flight (default: from TUYA_QPS, 16 to 256)",
     )
-    timeout_s: float = Field(
-        default=10.0,
-        gt=0,
-        le=120,
-        description="Seconds for one whole answer, connect to last byte.",
-    )
-    retry_attempts: int = Field(
-        default=8, ge=1, le=50, description="Tries per call before it fails as transient."
-    )
-    retry_budget_s: float = Field(
-        default=30.0, gt=0, le=3600, description="Seconds per call for its retries."
-    )
+    timeout_s: TimeoutSeconds = 10.0
+    retry_attempts: RetryAttempts = 8
+    retry_budget_s: RetryBudgetSeconds = 30.0
     max_answer_bytes: int = Field(
-        default=8 * 2**20, ge=64 * 1024, le=2**30, description="Cap on an answer's decoded size."
+        default=8 * 2**20,
+        ge=64 * 1024,
+        le=2**30,
+        description="cap on an answer's decoded size",
+        json_schema_extra={HELP_DEFAULT: "8 MiB"},
     )
-    device_listing: DeviceListing = "thing"
-    source_type: str | None = None
-    source_id: str | None = None
-    lang: str = "en"
+    device_listing: DeviceListing = Field(
+        default="thing", description="how to list devices: thing or iot-03"
+    )
+    source_type: str | None = Field(
+        default=None, description="with TUYA_DEVICE_LISTING=iot-03: the listing's source_type"
+    )
+    source_id: str | None = Field(
+        default=None, description="with TUYA_DEVICE_LISTING=iot-03: the listing's source_id"
+    )
+    lang: str = Field(default="en", description="language of Tuya's answers")
 
     @field_validator("access_id")
     @classmethod
@@ -180,34 +230,6 @@ class TuyaSettings(BaseSettings):
         return f"TUYA_ENDPOINT={self.endpoint}"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> TuyaSettings:
-        """Read and validate the settings, or raise :class:`TuyaConfigError` naming the variable."""
-        try:
-            if environ is None:
-                return cls()
-            values = {
-                key[len("TUYA_") :].lower(): value
-                for key, value in environ.items()
-                if key.startswith("TUYA_") and value != ""
-            }
-            return cls.model_validate(values)
-        except TuyaConfigError:
-            raise
-        except ValidationError as exc:
-            raise TuyaConfigError(describe_validation_error(exc)) from None
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, naming the environment variable (never echoing secrets)."""
-    lines = []
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(part) for part in error["loc"])
-        variable = f"TUYA_{loc.upper()}" if loc else "TUYA_ENDPOINT/TUYA_REGION"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "missing":
-            message = "is not set"
-        if error["type"] == "assertion_error" or not loc:
-            lines.append(message)
-        else:
-            lines.append(f"{variable} {message}")
-    return "; ".join(lines)
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The same as :meth:`load`: the settings from ``environ`` (the process's by default)."""
+        return cls.load(environ)

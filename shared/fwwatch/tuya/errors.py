@@ -14,6 +14,8 @@ Every error raised for an answer from Tuya keeps Tuya's ``code``, ``msg`` and ``
 
 from __future__ import annotations
 
+from .settings import ConfigError
+
 
 class TuyaError(Exception):
     """Base of every error of the Tuya client."""
@@ -40,8 +42,12 @@ class TuyaError(Exception):
         return {"code": self.code, "msg": self.msg, "tid": self.tid}
 
 
-class TuyaConfigError(TuyaError):
-    """The client's configuration is missing or invalid; nothing was sent."""
+class TuyaConfigError(TuyaError, ConfigError):
+    """The client's configuration is missing or invalid; nothing was sent.
+
+    A :class:`~fwwatch.tuya.settings.ConfigError` like every other settings error, so that
+    one ``except ConfigError`` covers them all.
+    """
 
 
 class InvalidDeviceIdError(TuyaError, ValueError):

@@ -13,13 +13,13 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from .cli import main as cli_main
-from .cli.check import render_check_table
-from .cli.common import environment
-from .local.runner import RunReport, run_cycle
-from .local.store_sqlite import SqliteStore
-from .notify import ConsoleNotifier
-from .tuya import TuyaClient, TuyaSettings
+from ..local.runner import RunReport, run_cycle
+from ..local.store_sqlite import SqliteStore
+from ..notify import ConsoleNotifier
+from ..tuya import TuyaClient, TuyaSettings
+from . import main as cli_main
+from .check import render_check_table
+from .common import environment
 
 CREDENTIALS = ("TUYA_ACCESS_ID", "TUYA_ACCESS_SECRET")
 
@@ -31,8 +31,8 @@ async def _cycle(settings: TuyaSettings, store: SqliteStore, out: TextIO) -> Run
 
 def run_demo(out: TextIO) -> int:
     """Baseline, release, second cycle with its notification; all against the simulator."""
-    from .check import check_devices
-    from .simulator import SimulatedCloud, demo_fleet, running_simulator
+    from ..check import check_devices
+    from ..simulator import SimulatedCloud, demo_fleet, running_simulator
 
     fleet = demo_fleet()
     cloud = SimulatedCloud(fleet)
@@ -96,7 +96,7 @@ def _next_version(version: str) -> str:
 
 
 def main() -> int:
-    """Entry point of ``python -m fwwatch.demo``."""
+    """Entry point of ``python -m fwwatch.cli.demo`` (``make run``)."""
     env = environment()
     if all(env.get(name) for name in CREDENTIALS):
         print("Tuya credentials found: running a cycle on the real fleet (fwwatch run).")
