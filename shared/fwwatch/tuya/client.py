@@ -22,6 +22,7 @@ from typing import Any, Self
 
 import httpx
 
+from .codes import GRANT_REFUSALS, GRANT_REFUSED, Kind, Meaning, meaning_of
 from .config import TuyaSettings
 from .errors import (
     TuyaApiError,
@@ -41,20 +42,6 @@ from .transport import AnswerTooLargeError, Connections
 __all__ = ["ClientStats", "RetryPolicy", "TuyaClient"]
 
 logger = logging.getLogger("fwwatch.tuya")
-
-TOKEN_CODES = frozenset({1010, 1011, 1012, 1400})
-CLOCK_CODE = 1013
-THROTTLE_CODES = frozenset({1110, 1111, 1199})
-BUSY_CODES = frozenset({500, 1112})
-DATA_CENTRE_CODES = frozenset({2007, 2406, 28841107})
-PERMISSION_CODE = 1106
-# Device-level codes: code -> (permanent, hint).
-DEVICE_CODES: dict[int, tuple[bool, str]] = {
-    1106: (True, "not in this cloud project, or the project is in another data centre"),
-    2001: (False, "checked again next time"),
-    2009: (True, "the device does not support this API"),
-    2010: (True, "no such device"),
-}
 
 _REFRESH_PATH = re.compile(r"/v1\.0/token/[^/?\s\"]+")
 
@@ -230,7 +217,7 @@ class TuyaClient:
                 continue
             if envelope.success:
                 return envelope.result, envelope.tid
-            if envelope.code in TOKEN_CODES:
+            if meaning_of(envelope.code).kind is Kind.TOKEN_REJECTED:
                 # Transient, never fatal: another process may have taken a grant. A new token
                 # for every call that failed with this one (one grant), then try again.
                 self.stats.retries["token"] += 1
@@ -312,14 +299,15 @@ class TuyaClient:
             return envelope, token
         if envelope.code is not None:
             self.stats.error_codes[envelope.code] += 1
-        if envelope.code == CLOCK_CODE:
-            self._learn_clock_offset(envelope, sent_at, received_at, budget)
+        kind = meaning_of(envelope.code).kind
+        if kind is Kind.CLOCK_SKEW:
+            self._learn_clock_offset(envelope, path, sent_at, received_at, budget)
             return None, token
-        if envelope.code in THROTTLE_CODES:
+        if kind is Kind.THROTTLED:
             self.limiter.on_throttled()
             await self._retry_later(budget, f"code_{envelope.code}", path, _coded(envelope))
             return None, token
-        if envelope.code in BUSY_CODES:
+        if kind is Kind.BUSY:
             await self._retry_later(budget, f"code_{envelope.code}", path, _coded(envelope))
             return None, token
         return envelope, token
@@ -376,16 +364,16 @@ class TuyaClient:
         await asyncio.sleep(delay)
 
     def _learn_clock_offset(
-        self, envelope: _Envelope, sent_at: float, received_at: float, budget: CallBudget
+        self,
+        envelope: _Envelope,
+        path: str,
+        sent_at: float,
+        received_at: float,
+        budget: CallBudget,
     ) -> None:
         budget.clock_corrections += 1
         if envelope.t is None or budget.clock_corrections > 2:
-            raise TuyaFatalError(
-                "the cloud rejects this machine's clock (request time invalid) and gave no "
-                "time to correct it by; check the system clock (NTP)",
-                code=CLOCK_CODE,
-                tid=envelope.tid,
-            )
+            raise self._fatal_error(envelope, path)
         local_ms = (sent_at + received_at) / 2 * 1000
         self._offset_ms = round(envelope.t - local_ms)
         self.stats.clock_corrections += 1
@@ -396,34 +384,37 @@ class TuyaClient:
 
     def _raise_for(self, envelope: _Envelope, path: str) -> None:
         code, msg, tid = envelope.code, envelope.msg, envelope.tid
-        token_call = path.startswith("/v1.0/token")
-        if path == "/v1.0/token" and code is not None and 1100 <= code <= 1199:
+        if path == "/v1.0/token" and code in GRANT_REFUSALS:
             # The grant itself refused (throttling was retried before getting here): the
             # project cannot take tokens, so nothing else can work either.
-            raise TuyaFatalError(
-                f"the cloud refuses this project a token ({msg}): check that the cloud "
-                f"project of TUYA_ACCESS_ID {self.settings.access_id!r} is active and lives in "
-                f"{self.settings.region_label}, and that its API services are authorised",
-                code=code,
-                tid=tid,
-            )
+            raise self._fatal_error(envelope, path, GRANT_REFUSED)
+        meaning = meaning_of(code)
         refresh = path.startswith("/v1.0/token/")
-        if code == PERMISSION_CODE and not _is_device_path(path) and not refresh:
-            raise TuyaFatalError(
-                f"permission denied on {redact(path)} ({msg}): the cloud project lacks this "
-                "API's permission, or lives in another data centre than "
-                f"{self.settings.region_label}; authorise the API (IoT Core) for the project",
-                code=code,
-                tid=tid,
+        if meaning.kind is Kind.PERMISSION and not _is_device_path(path) and not refresh:
+            raise self._fatal_error(envelope, path)
+        if meaning.kind is Kind.FATAL:
+            raise self._fatal_error(envelope, path)
+        if meaning.kind in (Kind.DEVICE, Kind.PERMISSION):
+            raise TuyaDeviceError(
+                f"{msg} ({meaning.hint})", code=code, tid=tid, permanent=meaning.permanent
             )
-        _raise_account_error(code, msg, tid, self.settings)
-        if code in DEVICE_CODES:
-            permanent, hint = DEVICE_CODES[code]
-            raise TuyaDeviceError(f"{msg} ({hint})", code=code, tid=tid, permanent=permanent)
-        if token_call and code in TOKEN_CODES:
+        if path.startswith("/v1.0/token") and meaning.kind is Kind.TOKEN_REJECTED:
             # The refresh token itself was refused.
             raise TuyaApiError(f"token call refused: {msg}", code=code, tid=tid)
         raise TuyaApiError(f"{redact(path)}: {msg}", code=code, tid=tid)
+
+    def _fatal_error(
+        self, envelope: _Envelope, path: str, meaning: Meaning | None = None
+    ) -> TuyaFatalError:
+        """The fatal error of an answer, worded by the table: what went wrong, and the fix."""
+        meaning = meaning or meaning_of(envelope.code)
+        text = meaning.explain(
+            envelope.msg,
+            path=redact(path),
+            access_id=self.settings.access_id,
+            region=self.settings.region_label,
+        )
+        return TuyaFatalError(text, code=envelope.code, tid=envelope.tid)
 
     # ------------------------------------------------------------------ tokens
 
@@ -549,59 +540,6 @@ class TuyaClient:
                 return
             seen_keys.add(row_key)
             query["last_row_key"] = row_key
-
-
-def _raise_account_error(
-    code: int | None, msg: str, tid: str | None, settings: TuyaSettings
-) -> None:
-    """Raise the fatal error of a credentials, data-centre or account code; else nothing."""
-    if code == 1004:
-        raise TuyaFatalError(
-            f"sign invalid ({msg}): TUYA_ACCESS_SECRET does not belong to TUYA_ACCESS_ID "
-            f"{settings.access_id!r}; copy both again from the cloud project's overview",
-            code=code,
-            tid=tid,
-        )
-    if code == 1001:
-        raise TuyaFatalError(
-            f"secret invalid ({msg}): check TUYA_ACCESS_SECRET", code=code, tid=tid
-        )
-    if code == 1005:
-        raise TuyaFatalError(
-            f"client id invalid ({msg}): check TUYA_ACCESS_ID "
-            f"({settings.access_id!r}) and the data centre ({settings.region_label})",
-            code=code,
-            tid=tid,
-        )
-    if code in DATA_CENTRE_CODES:
-        raise TuyaFatalError(
-            f"wrong data centre ({msg}): the project is not served at "
-            f"{settings.region_label}; set TUYA_REGION to the data centre shown in the "
-            "cloud project's overview (cn, us, us-e, eu, eu-w, in, sg)",
-            code=code,
-            tid=tid,
-        )
-    if code == 28841002:
-        raise TuyaFatalError(
-            f"the cloud project's subscription has expired ({msg}); renew the IoT Core "
-            "service on the Tuya platform, then run again",
-            code=code,
-            tid=tid,
-        )
-    if code == 28841004:
-        raise TuyaFatalError(
-            f"the API call quota of this project is used up ({msg}); wait for it to reset "
-            "or upgrade the plan, and check less often",
-            code=code,
-            tid=tid,
-        )
-    if code == 28841105:
-        raise TuyaFatalError(
-            f"this API is not authorised for the cloud project ({msg}); subscribe the project "
-            "to the service that provides it and authorise the API on the Tuya platform",
-            code=code,
-            tid=tid,
-        )
 
 
 def _is_token(value: object) -> bool:
