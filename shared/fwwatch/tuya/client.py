@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import random
-import re
 import time
 import uuid
 from collections import Counter
@@ -22,10 +21,10 @@ from typing import Any, Self
 
 import httpx
 
-from .codes import GRANT_REFUSALS, GRANT_REFUSED, Kind, Meaning, meaning_of
+from .answers import Envelope, decode, error_for, fatal_error, redact, retry_after
+from .codes import Kind
 from .config import TuyaSettings
 from .errors import (
-    TuyaApiError,
     TuyaDeviceError,
     TuyaError,
     TuyaFatalError,
@@ -43,13 +42,6 @@ __all__ = ["ClientStats", "RetryPolicy", "TuyaClient"]
 
 logger = logging.getLogger("fwwatch.tuya")
 
-_REFRESH_PATH = re.compile(r"/v1\.0/token/[^/?\s\"]+")
-
-
-def redact(text: str) -> str:
-    """Hide refresh tokens that travel in the path of the refresh call."""
-    return _REFRESH_PATH.sub("/v1.0/token/<redacted>", text)
-
 
 @dataclass
 class ClientStats:
@@ -61,16 +53,6 @@ class ClientStats:
     clock_corrections: int = 0
     retries: Counter[str] = field(default_factory=Counter)
     error_codes: Counter[int] = field(default_factory=Counter)
-
-
-@dataclass(frozen=True, slots=True)
-class _Envelope:
-    success: bool
-    result: Any
-    code: int | None
-    msg: str
-    t: int | None
-    tid: str | None
 
 
 class TuyaClient:
@@ -217,7 +199,7 @@ class TuyaClient:
                 continue
             if envelope.success:
                 return envelope.result, envelope.tid
-            if meaning_of(envelope.code).kind is Kind.TOKEN_REJECTED:
+            if envelope.meaning.kind is Kind.TOKEN_REJECTED:
                 # Transient, never fatal: another process may have taken a grant. A new token
                 # for every call that failed with this one (one grant), then try again.
                 self.stats.retries["token"] += 1
@@ -230,7 +212,7 @@ class TuyaClient:
                 logger.info("token rejected (code %s); taking a new one", envelope.code)
                 await self._gate.renew(token, self._grant_after_rejection(token), budget)
                 continue
-            self._raise_for(envelope, path)
+            raise error_for(envelope, path, self.settings)
 
     # ------------------------------------------------------------------ one exchange
 
@@ -242,7 +224,7 @@ class TuyaClient:
         body: Any,
         token: Token | None,
         budget: CallBudget,
-    ) -> tuple[_Envelope | None, Token | None]:
+    ) -> tuple[Envelope | None, Token | None]:
         """Send once: the answer (``None`` means "retry") and the token it was sent with."""
         body_bytes = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         async with self._slots:
@@ -284,11 +266,11 @@ class TuyaClient:
                 f"http_{response.status_code}",
                 path,
                 f"HTTP {response.status_code}",
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
             )
             return None, token
         try:
-            envelope = _decode(response)
+            envelope = decode(response)
         except TuyaResponseError as exc:
             await self._retry_later(budget, "malformed", path, exc.msg)
             return None, token
@@ -299,16 +281,16 @@ class TuyaClient:
             return envelope, token
         if envelope.code is not None:
             self.stats.error_codes[envelope.code] += 1
-        kind = meaning_of(envelope.code).kind
+        kind = envelope.meaning.kind
         if kind is Kind.CLOCK_SKEW:
             self._learn_clock_offset(envelope, path, sent_at, received_at, budget)
             return None, token
         if kind is Kind.THROTTLED:
             self.limiter.on_throttled()
-            await self._retry_later(budget, f"code_{envelope.code}", path, _coded(envelope))
+            await self._retry_later(budget, f"code_{envelope.code}", path, envelope.coded())
             return None, token
         if kind is Kind.BUSY:
-            await self._retry_later(budget, f"code_{envelope.code}", path, _coded(envelope))
+            await self._retry_later(budget, f"code_{envelope.code}", path, envelope.coded())
             return None, token
         return envelope, token
 
@@ -365,7 +347,7 @@ class TuyaClient:
 
     def _learn_clock_offset(
         self,
-        envelope: _Envelope,
+        envelope: Envelope,
         path: str,
         sent_at: float,
         received_at: float,
@@ -373,7 +355,7 @@ class TuyaClient:
     ) -> None:
         budget.clock_corrections += 1
         if envelope.t is None or budget.clock_corrections > 2:
-            raise self._fatal_error(envelope, path)
+            raise fatal_error(envelope, path, self.settings)
         local_ms = (sent_at + received_at) / 2 * 1000
         self._offset_ms = round(envelope.t - local_ms)
         self.stats.clock_corrections += 1
@@ -381,40 +363,6 @@ class TuyaClient:
             "local clock is %.1f s off the cloud's; correcting requests by that offset",
             self._offset_ms / 1000,
         )
-
-    def _raise_for(self, envelope: _Envelope, path: str) -> None:
-        code, msg, tid = envelope.code, envelope.msg, envelope.tid
-        if path == "/v1.0/token" and code in GRANT_REFUSALS:
-            # The grant itself refused (throttling was retried before getting here): the
-            # project cannot take tokens, so nothing else can work either.
-            raise self._fatal_error(envelope, path, GRANT_REFUSED)
-        meaning = meaning_of(code)
-        refresh = path.startswith("/v1.0/token/")
-        if meaning.kind is Kind.PERMISSION and not _is_device_path(path) and not refresh:
-            raise self._fatal_error(envelope, path)
-        if meaning.kind is Kind.FATAL:
-            raise self._fatal_error(envelope, path)
-        if meaning.kind in (Kind.DEVICE, Kind.PERMISSION):
-            raise TuyaDeviceError(
-                f"{msg} ({meaning.hint})", code=code, tid=tid, permanent=meaning.permanent
-            )
-        if path.startswith("/v1.0/token") and meaning.kind is Kind.TOKEN_REJECTED:
-            # The refresh token itself was refused.
-            raise TuyaApiError(f"token call refused: {msg}", code=code, tid=tid)
-        raise TuyaApiError(f"{redact(path)}: {msg}", code=code, tid=tid)
-
-    def _fatal_error(
-        self, envelope: _Envelope, path: str, meaning: Meaning | None = None
-    ) -> TuyaFatalError:
-        """The fatal error of an answer, worded by the table: what went wrong, and the fix."""
-        meaning = meaning or meaning_of(envelope.code)
-        text = meaning.explain(
-            envelope.msg,
-            path=redact(path),
-            access_id=self.settings.access_id,
-            region=self.settings.region_label,
-        )
-        return TuyaFatalError(text, code=envelope.code, tid=envelope.tid)
 
     # ------------------------------------------------------------------ tokens
 
@@ -482,7 +430,7 @@ class TuyaClient:
             if envelope is not None:
                 break
         if not envelope.success:
-            self._raise_for(envelope, path)
+            raise error_for(envelope, path, self.settings)
         result = envelope.result
         if not isinstance(result, dict) or not _is_token(result.get("access_token")):
             raise TuyaResponseError("token answer without a usable access_token", tid=envelope.tid)
@@ -553,15 +501,6 @@ def _is_token(value: object) -> bool:
     )
 
 
-def _is_device_path(path: str) -> bool:
-    """A call about one device (its firmware), as opposed to a token or a listing call."""
-    return path.startswith("/v2.0/cloud/thing/") and path != "/v2.0/cloud/thing/device"
-
-
-def _coded(envelope: _Envelope) -> str:
-    return f"[{envelope.code}] {envelope.msg}"
-
-
 def _parse_device(item: Any) -> DeviceSummary:
     try:
         return DeviceSummary.model_validate(item)
@@ -596,42 +535,3 @@ def _seconds(value: object, *, default: float) -> float:
         if math.isfinite(seconds) and seconds > 0:
             return seconds
     return default
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _decode(response: httpx.Response) -> _Envelope:
-    try:
-        payload = response.json()
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, too long a number
-        raise TuyaResponseError(
-            f"HTTP {response.status_code}: the answer is not JSON ({len(response.content)} bytes)"
-        ) from None
-    if not isinstance(payload, dict) or "success" not in payload:
-        raise TuyaResponseError(f"HTTP {response.status_code}: the answer is not Tuya's envelope")
-    tid = payload.get("tid")
-    tid = str(tid) if tid is not None else None
-    t = payload.get("t")
-    # A server time is 13 digits of milliseconds; anything else cannot correct a clock.
-    t = t if isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 10**15 else None
-    if payload.get("success") is True:
-        if "result" not in payload:
-            raise TuyaResponseError(
-                f"HTTP {response.status_code}: a success answer without a result", tid=tid
-            )
-        return _Envelope(True, payload["result"], None, "", t, tid)
-    raw_code = payload.get("code", payload.get("error_code"))
-    try:
-        code = int(raw_code) if raw_code is not None else None
-    except (TypeError, ValueError, OverflowError):
-        code = None
-    msg = payload.get("msg", payload.get("error_msg")) or "no message"
-    return _Envelope(False, None, code, str(msg), t, tid)
