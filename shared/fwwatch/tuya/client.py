@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import random
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Self
 
 import httpx
@@ -26,7 +23,6 @@ from .codes import Kind
 from .config import TuyaSettings
 from .errors import (
     TuyaDeviceError,
-    TuyaError,
     TuyaFatalError,
     TuyaResponseError,
     TuyaTransientError,
@@ -35,24 +31,14 @@ from .models import DeviceFirmware, DeviceSummary, parse_firmware, validate_devi
 from .ratelimit import AdaptiveRateLimiter
 from .resilience import CallBudget, OutageBreaker, RetryPolicy, TokenGate
 from .signing import canonical_url, sign_request
-from .tokens import InMemoryTokenStore, Renew, Token, TokenStore
+from .stats import ClientStats
+from .token_keeper import TokenKeeper
+from .tokens import InMemoryTokenStore, Token, TokenStore
 from .transport import AnswerTooLargeError, Connections
 
 __all__ = ["ClientStats", "RetryPolicy", "TuyaClient"]
 
 logger = logging.getLogger("fwwatch.tuya")
-
-
-@dataclass
-class ClientStats:
-    """What the client did: requests sent, tokens taken, retries by reason."""
-
-    requests: int = 0
-    grants: int = 0
-    refreshes: int = 0
-    clock_corrections: int = 0
-    retries: Counter[str] = field(default_factory=Counter)
-    error_codes: Counter[int] = field(default_factory=Counter)
 
 
 class TuyaClient:
@@ -84,11 +70,17 @@ class TuyaClient:
             attempts=settings.retry_attempts, budget_s=settings.retry_budget_s
         )
         self._tokens: TokenStore = token_store or InMemoryTokenStore()
-        self._gate = TokenGate(self._tokens, self._retry, access_id=settings.access_id, rng=rng)
+        self._keeper = TokenKeeper(
+            TokenGate(self._tokens, self._retry, access_id=settings.access_id, rng=rng),
+            self._ask_for_token,
+            clock=clock,
+            refresh_margin_s=refresh_margin_s,
+            stats=self.stats,
+            raise_if_ended=self._raise_if_ended,
+        )
         self._breaker = OutageBreaker(probe_every_s=2.0)
         self._clock = clock
         self._offset_ms = 0
-        self._refresh_margin_s = refresh_margin_s
         self._rng = rng
         connections = settings.connections
         self._slots = asyncio.Semaphore(connections)
@@ -167,8 +159,7 @@ class TuyaClient:
         Transient trouble is retried within the call's budget, then raised as
         :class:`TuyaTransientError`; a fatal answer is raised at once and ends the client.
         """
-        if self._fatal is not None:
-            raise self._fatal
+        self._raise_if_ended()
         budget = self._retry.start()
         if self._breaker.admit():
             budget.limit_to_one_attempt()
@@ -181,6 +172,11 @@ class TuyaClient:
             self._breaker.gave_up(budget, exc)
             raise
 
+    def _raise_if_ended(self) -> None:
+        """Raise the fatal error that ended this client, if one has."""
+        if self._fatal is not None:
+            raise self._fatal
+
     async def _call(
         self,
         method: str,
@@ -190,9 +186,8 @@ class TuyaClient:
         budget: CallBudget,
     ) -> tuple[Any, str | None]:
         while True:
-            if self._fatal is not None:
-                raise self._fatal
-            token = await self._usable_token(budget)
+            self._raise_if_ended()
+            token = await self._keeper.usable(budget)
             envelope, sent_with = await self._exchange(method, path, query, body, token, budget)
             token = sent_with or token
             if envelope is None:
@@ -210,7 +205,7 @@ class TuyaClient:
                         tid=envelope.tid,
                     )
                 logger.info("token rejected (code %s); taking a new one", envelope.code)
-                await self._gate.renew(token, self._grant_after_rejection(token), budget)
+                await self._keeper.replace_rejected(token, budget)
                 continue
             raise error_for(envelope, path, self.settings)
 
@@ -366,62 +361,10 @@ class TuyaClient:
 
     # ------------------------------------------------------------------ tokens
 
-    async def _usable_token(self, budget: CallBudget) -> Token:
-        # A call that starts while the token is being renewed waits for the new one rather
-        # than spend a request on the token that was just rejected.
-        await self._gate.settled(budget)
-        token = await self._tokens.load()
-        if self._fatal is not None:
-            raise self._fatal
-        now = self._clock()
-        if token is None or token.expires_within(self._refresh_margin_s, now):
-            try:
-                token = await self._gate.renew(token, self._refresh_or_grant, budget)
-            except TuyaTransientError:
-                # Renewing ahead of expiry failed: the token still works for a while.
-                if token is not None and not token.expires_within(5.0, self._clock()):
-                    return token
-                raise
-        return token
-
-    async def _refresh_or_grant(self, stale: Token | None) -> Token:
-        if self._fatal is not None:
-            raise self._fatal
-        # The renewal may have raced with another holder of the store: only renew a token
-        # that is really missing or about to expire.
-        now = self._clock()
-        if stale is not None and not stale.expires_within(self._refresh_margin_s, now):
-            return stale
-        if stale is not None and stale.refresh_token:
-            try:
-                return await self._token_call(f"/v1.0/token/{stale.refresh_token}", refresh=True)
-            except TuyaFatalError:
-                raise
-            except TuyaError as exc:
-                logger.info("token refresh failed (%s); taking a new grant", exc.code or exc.msg)
-        return await self._grant()
-
-    def _grant_after_rejection(self, rejected: Token) -> Renew:
-        async def grant(current: Token | None) -> Token:
-            # Called only when the rejected token is still the current one: one grant for
-            # every call that failed with it, and churn noted (grants slowed if it repeats).
-            delay = self._gate.rejected(rejected)
-            if delay > 0:
-                # Fresh tokens keep being rejected: the grant itself waits, and every call
-                # that needs a token waits for it.
-                await asyncio.sleep(delay)
-            if self._fatal is not None:
-                raise self._fatal
-            return await self._grant()
-
-        return grant
-
-    async def _grant(self) -> Token:
-        return await self._token_call("/v1.0/token", query={"grant_type": 1}, refresh=False)
-
-    async def _token_call(
-        self, path: str, *, query: Mapping[str, str | int] | None = None, refresh: bool
-    ) -> Token:
+    async def _ask_for_token(
+        self, path: str, query: Mapping[str, str | int] | None
+    ) -> tuple[Any, str | None]:
+        """One token call through the send path: ``(result, tid)``, or the answer's error."""
         # One attempt (clock corrections aside): the token gate spaces the next one, shared
         # by every call that waits for a token.
         budget = RetryPolicy(attempts=1, budget_s=self.settings.timeout_s).start()
@@ -431,22 +374,7 @@ class TuyaClient:
                 break
         if not envelope.success:
             raise error_for(envelope, path, self.settings)
-        result = envelope.result
-        if not isinstance(result, dict) or not _is_token(result.get("access_token")):
-            raise TuyaResponseError("token answer without a usable access_token", tid=envelope.tid)
-        if not _is_token(result.get("refresh_token") or "-"):
-            raise TuyaResponseError("token answer with an unusable refresh_token", tid=envelope.tid)
-        if refresh:
-            self.stats.refreshes += 1
-        else:
-            self.stats.grants += 1
-        ttl = _seconds(result.get("expire_time", result.get("expire")), default=7200.0)
-        return Token(
-            access_token=str(result["access_token"]),
-            refresh_token=str(result.get("refresh_token") or ""),
-            expires_at=self._clock() + ttl,
-            uid=str(result.get("uid") or ""),
-        )
+        return envelope.result, envelope.tid
 
     # ------------------------------------------------------------------ device listing
 
@@ -490,17 +418,6 @@ class TuyaClient:
             query["last_row_key"] = row_key
 
 
-def _is_token(value: object) -> bool:
-    """A token that can travel in a header and a URL path: printable ASCII, no separators."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= 512
-        and value.isascii()
-        and value.isprintable()
-        and not any(c in value for c in " /?#%")
-    )
-
-
 def _parse_device(item: Any) -> DeviceSummary:
     try:
         return DeviceSummary.model_validate(item)
@@ -523,15 +440,3 @@ def _item_id(item: Any) -> str | None:
         value = item.get("id") or item.get("device_id")
         return str(value) if value else None
     return None
-
-
-def _seconds(value: object, *, default: float) -> float:
-    if isinstance(value, int | float | str) and not isinstance(value, bool):
-        try:
-            seconds = float(value)
-        except (ValueError, OverflowError):
-            return default
-        # NaN or infinity would give a token that is never renewed.
-        if math.isfinite(seconds) and seconds > 0:
-            return seconds
-    return default
