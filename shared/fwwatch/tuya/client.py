@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import httpx
 
+from . import listing
 from .answers import Envelope, decode, error_for, fatal_error, redact, retry_after
 from .codes import Kind
 from .config import TuyaSettings
@@ -138,13 +139,8 @@ class TuyaClient:
 
     async def list_devices(self) -> AsyncIterator[DeviceSummary]:
         """Every device of the project, page after page, following cursors to the end."""
-        if self.settings.device_listing == "iot-03":
-            pages = self._list_devices_iot03()
-        else:
-            pages = self._list_devices_thing()
-        async for page in pages:
-            for item in page:
-                yield _parse_device(item)
+        async for device in listing.devices(self.call, self.settings):
+            yield device
 
     async def call(
         self,
@@ -375,68 +371,3 @@ class TuyaClient:
         if not envelope.success:
             raise error_for(envelope, path, self.settings)
         return envelope.result, envelope.tid
-
-    # ------------------------------------------------------------------ device listing
-
-    async def _list_devices_thing(self) -> AsyncIterator[list[Any]]:
-        page_size = 20
-        last_id: str | None = None
-        while True:
-            query: dict[str, str | int] = {"page_size": page_size}
-            if last_id:
-                query["last_id"] = last_id
-            result, tid = await self.call("GET", "/v2.0/cloud/thing/device", query=query)
-            page = _as_list(result, "list", tid)
-            if not page:
-                return
-            yield page
-            next_id = _item_id(page[-1])
-            if len(page) < page_size or not next_id or next_id == last_id:
-                return
-            last_id = next_id
-
-    async def _list_devices_iot03(self) -> AsyncIterator[list[Any]]:
-        query: dict[str, str | int] = {"page_size": 200}
-        if self.settings.source_type:
-            query["source_type"] = self.settings.source_type
-        if self.settings.source_id:
-            query["source_id"] = self.settings.source_id
-        seen_keys: set[str] = set()
-        while True:
-            result, tid = await self.call("GET", "/v1.3/iot-03/devices", query=query)
-            if not isinstance(result, dict):
-                raise TuyaResponseError("device list: expected an object with 'list'", tid=tid)
-            page = _as_list(result.get("list"), "list", tid)
-            if page:
-                yield page
-            raw_key = result.get("last_row_key")
-            valid = isinstance(raw_key, str | int) and not isinstance(raw_key, bool)
-            row_key = str(raw_key) if valid else ""
-            if not result.get("has_more") or not row_key or row_key in seen_keys:
-                return
-            seen_keys.add(row_key)
-            query["last_row_key"] = row_key
-
-
-def _parse_device(item: Any) -> DeviceSummary:
-    try:
-        return DeviceSummary.model_validate(item)
-    except ValueError as exc:
-        raise TuyaResponseError(f"unreadable device in the device list: {exc}") from None
-
-
-def _as_list(value: Any, what: str, tid: str | None) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise TuyaResponseError(
-            f"device list: expected a {what}, got {type(value).__name__}", tid=tid
-        )
-    return value
-
-
-def _item_id(item: Any) -> str | None:
-    if isinstance(item, dict):
-        value = item.get("id") or item.get("device_id")
-        return str(value) if value else None
-    return None
