@@ -1,8 +1,15 @@
 """The Tuya Cloud client: signed, paced, retried, and honest about what went wrong.
 
 One :class:`TuyaClient` holds its keep-alive connections (:mod:`fwwatch.tuya.transport`), one
-token (through its :class:`~fwwatch.tuya.tokens.TokenStore`), one clock offset and one rate
-limiter, shared by every concurrent call made through it.
+token (kept by :mod:`fwwatch.tuya.token_keeper`), one clock offset and one rate limiter,
+shared by every concurrent call made through it.
+
+The send path is stacked methods, one concern each: :meth:`TuyaClient.call` ends the client
+on a fatal answer and fails fast through an outage; ``_call`` retries one call until it has
+an answer, with a new token when the token is rejected; ``_exchange`` is one try and its
+backoff; ``_send`` puts one request on a connection at the limiter's pace; ``_read`` says
+whether the answer calls for a retry. What an answer means is read in
+:mod:`fwwatch.tuya.answers`, from the table of :mod:`fwwatch.tuya.codes`.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Self
 
 import httpx
@@ -22,16 +30,11 @@ from . import listing
 from .answers import Envelope, decode, error_for, fatal_error, redact, retry_after
 from .codes import Kind
 from .config import TuyaSettings
-from .errors import (
-    TuyaDeviceError,
-    TuyaFatalError,
-    TuyaResponseError,
-    TuyaTransientError,
-)
+from .errors import TuyaDeviceError, TuyaFatalError, TuyaResponseError, TuyaTransientError
 from .models import DeviceFirmware, DeviceSummary, parse_firmware, validate_device_id
 from .ratelimit import AdaptiveRateLimiter
 from .resilience import CallBudget, OutageBreaker, RetryPolicy, TokenGate
-from .signing import canonical_url, sign_request
+from .signing import canonical_url, signed_headers
 from .stats import ClientStats
 from .token_keeper import TokenKeeper
 from .tokens import InMemoryTokenStore, Token, TokenStore
@@ -40,6 +43,25 @@ from .transport import AnswerTooLargeError, Connections
 __all__ = ["ClientStats", "RetryPolicy", "TuyaClient"]
 
 logger = logging.getLogger("fwwatch.tuya")
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An HTTP answer, the token its request went out with, and when it went and came."""
+
+    response: httpx.Response
+    token: Token | None
+    sent_at: float
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _NoAnswer:
+    """A request that got no answer: why, as a retry reason and in words."""
+
+    reason: str
+    detail: str
+    token: Token | None
 
 
 class TuyaClient:
@@ -217,6 +239,22 @@ class TuyaClient:
         budget: CallBudget,
     ) -> tuple[Envelope | None, Token | None]:
         """Send once: the answer (``None`` means "retry") and the token it was sent with."""
+        sent = await self._send(method, path, query, body, token)
+        if isinstance(sent, _NoAnswer):
+            # Backing off happens outside the semaphore: a waiting retry holds no connection.
+            await self._retry_later(budget, sent.reason, path, sent.detail)
+            return None, sent.token
+        return await self._read(sent, method, path, budget), sent.token
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int] | None,
+        body: Any,
+        token: Token | None,
+    ) -> _Answer | _NoAnswer:
+        """One request on a connection of its own, at the limiter's pace."""
         body_bytes = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         async with self._slots:
             await self.limiter.acquire()
@@ -230,21 +268,24 @@ class TuyaClient:
                 response = await self._connections.send(
                     method, path, params=query, headers=headers, content=body_bytes
                 )
-                failure = None
             except httpx.TimeoutException as exc:
-                failure = ("timeout", f"timed out ({exc or type(exc).__name__})")
+                return _NoAnswer("timeout", f"timed out ({exc or type(exc).__name__})", token)
             except AnswerTooLargeError:
                 cap = self.settings.max_answer_bytes
-                failure = ("too_large", f"an answer larger than {cap:,} bytes decoded")
+                detail = f"an answer larger than {cap:,} bytes decoded"
+                return _NoAnswer("too_large", detail, token)
             except httpx.DecodingError as exc:
-                failure = ("malformed", f"an answer that cannot be decoded ({exc})")
+                detail = f"an answer that cannot be decoded ({exc})"
+                return _NoAnswer("malformed", detail, token)
             except httpx.TransportError as exc:
-                failure = ("connection", f"cannot connect: {exc}")
-            received_at = self._clock()
-        # Backing off happens outside the semaphore: a waiting retry holds no connection.
-        if failure is not None:
-            await self._retry_later(budget, failure[0], path, failure[1])
-            return None, token
+                return _NoAnswer("connection", f"cannot connect: {exc}", token)
+            return _Answer(response, token, sent_at, received_at=self._clock())
+
+    async def _read(
+        self, answer: _Answer, method: str, path: str, budget: CallBudget
+    ) -> Envelope | None:
+        """The answer's envelope, or ``None`` once a retry is due (busy, throttled, clock)."""
+        response = answer.response
         if logger.isEnabledFor(logging.DEBUG):
             url = redact(str(response.url))
             logger.debug("%s %s: HTTP %d", method, url, response.status_code)
@@ -259,31 +300,31 @@ class TuyaClient:
                 f"HTTP {response.status_code}",
                 retry_after=retry_after(response),
             )
-            return None, token
+            return None
         try:
             envelope = decode(response)
         except TuyaResponseError as exc:
             await self._retry_later(budget, "malformed", path, exc.msg)
-            return None, token
+            return None
 
         self._breaker.succeeded()
         if envelope.success:
             self.limiter.on_success()
-            return envelope, token
+            return envelope
         if envelope.code is not None:
             self.stats.error_codes[envelope.code] += 1
         kind = envelope.meaning.kind
         if kind is Kind.CLOCK_SKEW:
-            self._learn_clock_offset(envelope, path, sent_at, received_at, budget)
-            return None, token
+            self._learn_clock_offset(envelope, answer, path, budget)
+            return None
         if kind is Kind.THROTTLED:
             self.limiter.on_throttled()
             await self._retry_later(budget, f"code_{envelope.code}", path, envelope.coded())
-            return None, token
+            return None
         if kind is Kind.BUSY:
             await self._retry_later(budget, f"code_{envelope.code}", path, envelope.coded())
-            return None, token
-        return envelope, token
+            return None
+        return envelope
 
     def _signed_headers(
         self,
@@ -293,32 +334,18 @@ class TuyaClient:
         body: bytes,
         token: Token | None,
     ) -> dict[str, str]:
-        t = str(int(self._clock() * 1000) + self._offset_ms)
-        nonce = uuid.uuid4().hex
-        access_token = token.access_token if token else ""
-        sign = sign_request(
+        return signed_headers(
             client_id=self.settings.access_id,
             secret=self.settings.access_secret.get_secret_value(),
-            t=t,
+            # The time as the server's clock tells it, once a 1013 answer gave the offset.
+            t=str(int(self._clock() * 1000) + self._offset_ms),
+            nonce=uuid.uuid4().hex,
             method=method,
             url=canonical_url(path, query),
             body=body,
-            access_token=access_token,
-            nonce=nonce,
+            access_token=token.access_token if token else None,
+            lang=self.settings.lang,
         )
-        headers = {
-            "client_id": self.settings.access_id,
-            "t": t,
-            "nonce": nonce,
-            "sign_method": "HMAC-SHA256",
-            "sign": sign,
-            "lang": self.settings.lang,
-        }
-        if body:
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["access_token"] = access_token
-        return headers
 
     async def _retry_later(
         self,
@@ -337,17 +364,13 @@ class TuyaClient:
         await asyncio.sleep(delay)
 
     def _learn_clock_offset(
-        self,
-        envelope: Envelope,
-        path: str,
-        sent_at: float,
-        received_at: float,
-        budget: CallBudget,
+        self, envelope: Envelope, answer: _Answer, path: str, budget: CallBudget
     ) -> None:
         budget.clock_corrections += 1
         if envelope.t is None or budget.clock_corrections > 2:
             raise fatal_error(envelope, path, self.settings)
-        local_ms = (sent_at + received_at) / 2 * 1000
+        # The server stamped its time somewhere between sending and receiving: the middle.
+        local_ms = (answer.sent_at + answer.received_at) / 2 * 1000
         self._offset_ms = round(envelope.t - local_ms)
         self.stats.clock_corrections += 1
         logger.warning(
