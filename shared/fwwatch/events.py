@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from .state import DEVICE_LEVEL_CHANNEL, ChannelState
+from .tuya.models import update_on_offer
 
 __all__ = [
     "NEWS_DEDUPE_WINDOW",
@@ -99,15 +100,15 @@ def diff(
     """
     if new.channel == DEVICE_LEVEL_CHANNEL:
         return []
+    on_offer = update_on_offer(new.current_version, new.target_version, new.upgrade_status)
     if old is None:
-        if notify_first_seen and new.offered_version and not new.update_running:
+        if notify_first_seen and on_offer:
             return [_event(EventType.UPDATE_AVAILABLE, new, previous=new.current_version)]
         return []
     events: list[FirmwareEvent] = []
     if old.current_version and new.current_version and old.current_version != new.current_version:
         events.append(_event(EventType.UPDATE_INSTALLED, new, previous=old.current_version))
-    offered = new.offered_version
-    if offered and offered != old.offered_version and not new.update_running:
+    if on_offer and new.offered_version != old.offered_version:
         events.append(_event(EventType.UPDATE_AVAILABLE, new, previous=new.current_version))
     if new.update_failed and not old.update_failed:
         events.append(_event(EventType.UPDATE_FAILED, new, previous=new.current_version))

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from .tuya import DeviceFirmware, DeviceSummary, TuyaError
-from .tuya.models import UPDATE_FAILED, UPDATE_RUNNING
+from .tuya.models import UPDATE_FAILED, UPDATE_RUNNING, offered_version
 
 __all__ = [
     "DEVICE_LEVEL_CHANNEL",
@@ -110,9 +110,7 @@ class ChannelState(BaseModel):
     @property
     def offered_version(self) -> str | None:
         """The version on offer: a target other than the installed version, else ``None``."""
-        if self.target_version and self.target_version != self.current_version:
-            return self.target_version
-        return None
+        return offered_version(self.current_version, self.target_version)
 
     @property
     def update_running(self) -> bool:

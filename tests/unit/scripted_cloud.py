@@ -67,9 +67,12 @@ class ScriptedCloud:
         }
 
 
-def make_client(cloud: ScriptedCloud, **kwargs: Any) -> TuyaClient:
-    settings = TuyaSettings(
+def unit_settings() -> TuyaSettings:
+    return TuyaSettings(
         access_id="unit-id", access_secret=SECRET, endpoint="https://openapi.tuyaeu.com", qps=1000
     )
+
+
+def make_client(cloud: ScriptedCloud, **kwargs: Any) -> TuyaClient:
     kwargs.setdefault("retry", RetryPolicy(base_s=0.001))
-    return TuyaClient(settings, transport=httpx.MockTransport(cloud), **kwargs)
+    return TuyaClient(unit_settings(), transport=httpx.MockTransport(cloud), **kwargs)

@@ -21,6 +21,7 @@ from fwwatch.tuya import (
     TuyaSettings,
     TuyaTransientError,
 )
+from fwwatch.tuya.token_keeper import TokenKeeper
 from fwwatch.tuya.transport import AnswerTooLargeError, read_bounded
 from tests.unit.scripted_cloud import SECRET, ScriptedCloud, envelope, make_client
 
@@ -182,14 +183,14 @@ async def test_fresh_tokens_rejected_again_and_again_slow_grants_and_warn_once(
     policy = RetryPolicy(attempts=10, budget_s=30, base_s=0.05, cap_s=0.2)
     caplog.set_level(logging.WARNING, logger="fwwatch.tuya")
     grant_times: list[float] = []
-    real_grant = TuyaClient._grant
+    real_grant = TokenKeeper._grant
 
-    async def timed_grant(self: TuyaClient) -> Any:
+    async def timed_grant(self: TokenKeeper) -> Any:
         grant_times.append(asyncio.get_running_loop().time())
         return await real_grant(self)
 
     async with make_client(cloud, retry=policy, rng=lambda low, high: high) as tuya:
-        tuya._grant = timed_grant.__get__(tuya)  # type: ignore[method-assign]
+        tuya._keeper._grant = timed_grant.__get__(tuya._keeper)  # type: ignore[method-assign]
         outcomes = await check_all(tuya, 8)
     # Then every device is checked in the end, one grant per rejection round, one warning
     assert all(not isinstance(o, BaseException) for o in outcomes)

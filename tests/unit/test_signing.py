@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from fwwatch.tuya.signing import canonical_url, sign_request, string_to_sign
+from fwwatch.tuya.signing import canonical_url, sign_request, signed_headers, string_to_sign
 
 VECTOR: dict[str, Any] = {
     "client_id": "1KAD46OrT9HafiKdsXeg",
@@ -67,3 +67,37 @@ def test_body_hash_is_over_the_exact_bytes() -> None:
     compact = string_to_sign("POST", "/x", b'{"a":1}')
     spaced = string_to_sign("POST", "/x", b'{"a": 1}')
     assert compact != spaced
+
+
+def test_the_token_calls_headers_carry_the_vectors_signature_and_no_access_token() -> None:
+    url = canonical_url("/v1.0/token", {"grant_type": 1})
+    headers = signed_headers(
+        client_id=VECTOR["client_id"],
+        secret=VECTOR["secret"],
+        t=VECTOR["t"],
+        nonce=VECTOR["nonce"],
+        method="GET",
+        url=url,
+        lang="en",
+    )
+    assert headers["sign"] == sign_request(
+        client_id=VECTOR["client_id"],
+        secret=VECTOR["secret"],
+        t=VECTOR["t"],
+        nonce=VECTOR["nonce"],
+        method="GET",
+        url=url,
+    )
+    assert headers["sign_method"] == "HMAC-SHA256"
+    assert "access_token" not in headers
+    assert "Content-Type" not in headers
+
+
+def test_a_business_call_with_a_body_says_its_token_and_content_type() -> None:
+    common = {"client_id": "id", "secret": "s", "t": "1", "nonce": "n", "lang": "en"}
+    headers = signed_headers(**common, method="POST", url="/x", body=b"{}", access_token="at")
+    assert headers["access_token"] == "at"
+    assert headers["Content-Type"] == "application/json"
+    # the token is part of what is signed
+    other = signed_headers(**common, method="POST", url="/x", body=b"{}", access_token="at2")
+    assert headers["sign"] != other["sign"]

@@ -1,8 +1,15 @@
 """The Tuya Cloud client: signed, paced, retried, and honest about what went wrong.
 
 One :class:`TuyaClient` holds its keep-alive connections (:mod:`fwwatch.tuya.transport`), one
-token (through its :class:`~fwwatch.tuya.tokens.TokenStore`), one clock offset and one rate
-limiter, shared by every concurrent call made through it.
+token (kept by :mod:`fwwatch.tuya.token_keeper`), one clock offset and one rate limiter,
+shared by every concurrent call made through it.
+
+The send path is stacked methods, one concern each: :meth:`TuyaClient.call` ends the client
+on a fatal answer and fails fast through an outage; ``_call`` retries one call until it has
+an answer, with a new token when the token is rejected; ``_exchange`` is one try and its
+backoff; ``_send`` puts one request on a connection at the limiter's pace; ``_read`` says
+whether the answer calls for a retry. What an answer means is read in
+:mod:`fwwatch.tuya.answers`, from the table of :mod:`fwwatch.tuya.codes`.
 """
 
 from __future__ import annotations
@@ -10,80 +17,51 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import random
-import re
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
 import httpx
 
+from . import listing
+from .answers import Envelope, decode, error_for, fatal_error, redact, retry_after
+from .codes import Kind
 from .config import TuyaSettings
-from .errors import (
-    TuyaApiError,
-    TuyaDeviceError,
-    TuyaError,
-    TuyaFatalError,
-    TuyaResponseError,
-    TuyaTransientError,
-)
+from .errors import TuyaDeviceError, TuyaFatalError, TuyaResponseError, TuyaTransientError
 from .models import DeviceFirmware, DeviceSummary, parse_firmware, validate_device_id
 from .ratelimit import AdaptiveRateLimiter
 from .resilience import CallBudget, OutageBreaker, RetryPolicy, TokenGate
-from .signing import canonical_url, sign_request
-from .tokens import InMemoryTokenStore, Renew, Token, TokenStore
+from .signing import canonical_url, signed_headers
+from .stats import ClientStats
+from .token_keeper import TokenKeeper
+from .tokens import InMemoryTokenStore, Token, TokenStore
 from .transport import AnswerTooLargeError, Connections
 
 __all__ = ["ClientStats", "RetryPolicy", "TuyaClient"]
 
 logger = logging.getLogger("fwwatch.tuya")
 
-TOKEN_CODES = frozenset({1010, 1011, 1012, 1400})
-CLOCK_CODE = 1013
-THROTTLE_CODES = frozenset({1110, 1111, 1199})
-BUSY_CODES = frozenset({500, 1112})
-DATA_CENTRE_CODES = frozenset({2007, 2406, 28841107})
-PERMISSION_CODE = 1106
-# Device-level codes: code -> (permanent, hint).
-DEVICE_CODES: dict[int, tuple[bool, str]] = {
-    1106: (True, "not in this cloud project, or the project is in another data centre"),
-    2001: (False, "checked again next time"),
-    2009: (True, "the device does not support this API"),
-    2010: (True, "no such device"),
-}
 
-_REFRESH_PATH = re.compile(r"/v1\.0/token/[^/?\s\"]+")
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An HTTP answer, the token its request went out with, and when it went and came."""
 
-
-def redact(text: str) -> str:
-    """Hide refresh tokens that travel in the path of the refresh call."""
-    return _REFRESH_PATH.sub("/v1.0/token/<redacted>", text)
-
-
-@dataclass
-class ClientStats:
-    """What the client did: requests sent, tokens taken, retries by reason."""
-
-    requests: int = 0
-    grants: int = 0
-    refreshes: int = 0
-    clock_corrections: int = 0
-    retries: Counter[str] = field(default_factory=Counter)
-    error_codes: Counter[int] = field(default_factory=Counter)
+    response: httpx.Response
+    token: Token | None
+    sent_at: float
+    received_at: float
 
 
 @dataclass(frozen=True, slots=True)
-class _Envelope:
-    success: bool
-    result: Any
-    code: int | None
-    msg: str
-    t: int | None
-    tid: str | None
+class _NoAnswer:
+    """A request that got no answer: why, as a retry reason and in words."""
+
+    reason: str
+    detail: str
+    token: Token | None
 
 
 class TuyaClient:
@@ -115,11 +93,17 @@ class TuyaClient:
             attempts=settings.retry_attempts, budget_s=settings.retry_budget_s
         )
         self._tokens: TokenStore = token_store or InMemoryTokenStore()
-        self._gate = TokenGate(self._tokens, self._retry, access_id=settings.access_id, rng=rng)
+        self._keeper = TokenKeeper(
+            TokenGate(self._tokens, self._retry, access_id=settings.access_id, rng=rng),
+            self._ask_for_token,
+            clock=clock,
+            refresh_margin_s=refresh_margin_s,
+            stats=self.stats,
+            raise_if_ended=self._raise_if_ended,
+        )
         self._breaker = OutageBreaker(probe_every_s=2.0)
         self._clock = clock
         self._offset_ms = 0
-        self._refresh_margin_s = refresh_margin_s
         self._rng = rng
         connections = settings.connections
         self._slots = asyncio.Semaphore(connections)
@@ -177,13 +161,8 @@ class TuyaClient:
 
     async def list_devices(self) -> AsyncIterator[DeviceSummary]:
         """Every device of the project, page after page, following cursors to the end."""
-        if self.settings.device_listing == "iot-03":
-            pages = self._list_devices_iot03()
-        else:
-            pages = self._list_devices_thing()
-        async for page in pages:
-            for item in page:
-                yield _parse_device(item)
+        async for device in listing.devices(self.call, self.settings):
+            yield device
 
     async def call(
         self,
@@ -198,8 +177,7 @@ class TuyaClient:
         Transient trouble is retried within the call's budget, then raised as
         :class:`TuyaTransientError`; a fatal answer is raised at once and ends the client.
         """
-        if self._fatal is not None:
-            raise self._fatal
+        self._raise_if_ended()
         budget = self._retry.start()
         if self._breaker.admit():
             budget.limit_to_one_attempt()
@@ -212,6 +190,11 @@ class TuyaClient:
             self._breaker.gave_up(budget, exc)
             raise
 
+    def _raise_if_ended(self) -> None:
+        """Raise the fatal error that ended this client, if one has."""
+        if self._fatal is not None:
+            raise self._fatal
+
     async def _call(
         self,
         method: str,
@@ -221,16 +204,15 @@ class TuyaClient:
         budget: CallBudget,
     ) -> tuple[Any, str | None]:
         while True:
-            if self._fatal is not None:
-                raise self._fatal
-            token = await self._usable_token(budget)
+            self._raise_if_ended()
+            token = await self._keeper.usable(budget)
             envelope, sent_with = await self._exchange(method, path, query, body, token, budget)
             token = sent_with or token
             if envelope is None:
                 continue
             if envelope.success:
                 return envelope.result, envelope.tid
-            if envelope.code in TOKEN_CODES:
+            if envelope.meaning.kind is Kind.TOKEN_REJECTED:
                 # Transient, never fatal: another process may have taken a grant. A new token
                 # for every call that failed with this one (one grant), then try again.
                 self.stats.retries["token"] += 1
@@ -241,9 +223,9 @@ class TuyaClient:
                         tid=envelope.tid,
                     )
                 logger.info("token rejected (code %s); taking a new one", envelope.code)
-                await self._gate.renew(token, self._grant_after_rejection(token), budget)
+                await self._keeper.replace_rejected(token, budget)
                 continue
-            self._raise_for(envelope, path)
+            raise error_for(envelope, path, self.settings)
 
     # ------------------------------------------------------------------ one exchange
 
@@ -255,8 +237,24 @@ class TuyaClient:
         body: Any,
         token: Token | None,
         budget: CallBudget,
-    ) -> tuple[_Envelope | None, Token | None]:
+    ) -> tuple[Envelope | None, Token | None]:
         """Send once: the answer (``None`` means "retry") and the token it was sent with."""
+        sent = await self._send(method, path, query, body, token)
+        if isinstance(sent, _NoAnswer):
+            # Backing off happens outside the semaphore: a waiting retry holds no connection.
+            await self._retry_later(budget, sent.reason, path, sent.detail)
+            return None, sent.token
+        return await self._read(sent, method, path, budget), sent.token
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str | int] | None,
+        body: Any,
+        token: Token | None,
+    ) -> _Answer | _NoAnswer:
+        """One request on a connection of its own, at the limiter's pace."""
         body_bytes = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         async with self._slots:
             await self.limiter.acquire()
@@ -270,21 +268,24 @@ class TuyaClient:
                 response = await self._connections.send(
                     method, path, params=query, headers=headers, content=body_bytes
                 )
-                failure = None
             except httpx.TimeoutException as exc:
-                failure = ("timeout", f"timed out ({exc or type(exc).__name__})")
+                return _NoAnswer("timeout", f"timed out ({exc or type(exc).__name__})", token)
             except AnswerTooLargeError:
                 cap = self.settings.max_answer_bytes
-                failure = ("too_large", f"an answer larger than {cap:,} bytes decoded")
+                detail = f"an answer larger than {cap:,} bytes decoded"
+                return _NoAnswer("too_large", detail, token)
             except httpx.DecodingError as exc:
-                failure = ("malformed", f"an answer that cannot be decoded ({exc})")
+                detail = f"an answer that cannot be decoded ({exc})"
+                return _NoAnswer("malformed", detail, token)
             except httpx.TransportError as exc:
-                failure = ("connection", f"cannot connect: {exc}")
-            received_at = self._clock()
-        # Backing off happens outside the semaphore: a waiting retry holds no connection.
-        if failure is not None:
-            await self._retry_later(budget, failure[0], path, failure[1])
-            return None, token
+                return _NoAnswer("connection", f"cannot connect: {exc}", token)
+            return _Answer(response, token, sent_at, received_at=self._clock())
+
+    async def _read(
+        self, answer: _Answer, method: str, path: str, budget: CallBudget
+    ) -> Envelope | None:
+        """The answer's envelope, or ``None`` once a retry is due (busy, throttled, clock)."""
+        response = answer.response
         if logger.isEnabledFor(logging.DEBUG):
             url = redact(str(response.url))
             logger.debug("%s %s: HTTP %d", method, url, response.status_code)
@@ -297,32 +298,33 @@ class TuyaClient:
                 f"http_{response.status_code}",
                 path,
                 f"HTTP {response.status_code}",
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
             )
-            return None, token
+            return None
         try:
-            envelope = _decode(response)
+            envelope = decode(response)
         except TuyaResponseError as exc:
             await self._retry_later(budget, "malformed", path, exc.msg)
-            return None, token
+            return None
 
         self._breaker.succeeded()
         if envelope.success:
             self.limiter.on_success()
-            return envelope, token
+            return envelope
         if envelope.code is not None:
             self.stats.error_codes[envelope.code] += 1
-        if envelope.code == CLOCK_CODE:
-            self._learn_clock_offset(envelope, sent_at, received_at, budget)
-            return None, token
-        if envelope.code in THROTTLE_CODES:
+        kind = envelope.meaning.kind
+        if kind is Kind.CLOCK_SKEW:
+            self._learn_clock_offset(envelope, answer, path, budget)
+            return None
+        if kind is Kind.THROTTLED:
             self.limiter.on_throttled()
-            await self._retry_later(budget, f"code_{envelope.code}", path, _coded(envelope))
-            return None, token
-        if envelope.code in BUSY_CODES:
-            await self._retry_later(budget, f"code_{envelope.code}", path, _coded(envelope))
-            return None, token
-        return envelope, token
+            await self._retry_later(budget, f"code_{envelope.code}", path, envelope.coded())
+            return None
+        if kind is Kind.BUSY:
+            await self._retry_later(budget, f"code_{envelope.code}", path, envelope.coded())
+            return None
+        return envelope
 
     def _signed_headers(
         self,
@@ -332,32 +334,18 @@ class TuyaClient:
         body: bytes,
         token: Token | None,
     ) -> dict[str, str]:
-        t = str(int(self._clock() * 1000) + self._offset_ms)
-        nonce = uuid.uuid4().hex
-        access_token = token.access_token if token else ""
-        sign = sign_request(
+        return signed_headers(
             client_id=self.settings.access_id,
             secret=self.settings.access_secret.get_secret_value(),
-            t=t,
+            # The time as the server's clock tells it, once a 1013 answer gave the offset.
+            t=str(int(self._clock() * 1000) + self._offset_ms),
+            nonce=uuid.uuid4().hex,
             method=method,
             url=canonical_url(path, query),
             body=body,
-            access_token=access_token,
-            nonce=nonce,
+            access_token=token.access_token if token else None,
+            lang=self.settings.lang,
         )
-        headers = {
-            "client_id": self.settings.access_id,
-            "t": t,
-            "nonce": nonce,
-            "sign_method": "HMAC-SHA256",
-            "sign": sign,
-            "lang": self.settings.lang,
-        }
-        if body:
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["access_token"] = access_token
-        return headers
 
     async def _retry_later(
         self,
@@ -376,17 +364,13 @@ class TuyaClient:
         await asyncio.sleep(delay)
 
     def _learn_clock_offset(
-        self, envelope: _Envelope, sent_at: float, received_at: float, budget: CallBudget
+        self, envelope: Envelope, answer: _Answer, path: str, budget: CallBudget
     ) -> None:
         budget.clock_corrections += 1
         if envelope.t is None or budget.clock_corrections > 2:
-            raise TuyaFatalError(
-                "the cloud rejects this machine's clock (request time invalid) and gave no "
-                "time to correct it by; check the system clock (NTP)",
-                code=CLOCK_CODE,
-                tid=envelope.tid,
-            )
-        local_ms = (sent_at + received_at) / 2 * 1000
+            raise fatal_error(envelope, path, self.settings)
+        # The server stamped its time somewhere between sending and receiving: the middle.
+        local_ms = (answer.sent_at + answer.received_at) / 2 * 1000
         self._offset_ms = round(envelope.t - local_ms)
         self.stats.clock_corrections += 1
         logger.warning(
@@ -394,95 +378,12 @@ class TuyaClient:
             self._offset_ms / 1000,
         )
 
-    def _raise_for(self, envelope: _Envelope, path: str) -> None:
-        code, msg, tid = envelope.code, envelope.msg, envelope.tid
-        token_call = path.startswith("/v1.0/token")
-        if path == "/v1.0/token" and code is not None and 1100 <= code <= 1199:
-            # The grant itself refused (throttling was retried before getting here): the
-            # project cannot take tokens, so nothing else can work either.
-            raise TuyaFatalError(
-                f"the cloud refuses this project a token ({msg}): check that the cloud "
-                f"project of TUYA_ACCESS_ID {self.settings.access_id!r} is active and lives in "
-                f"{self.settings.region_label}, and that its API services are authorised",
-                code=code,
-                tid=tid,
-            )
-        refresh = path.startswith("/v1.0/token/")
-        if code == PERMISSION_CODE and not _is_device_path(path) and not refresh:
-            raise TuyaFatalError(
-                f"permission denied on {redact(path)} ({msg}): the cloud project lacks this "
-                "API's permission, or lives in another data centre than "
-                f"{self.settings.region_label}; authorise the API (IoT Core) for the project",
-                code=code,
-                tid=tid,
-            )
-        _raise_account_error(code, msg, tid, self.settings)
-        if code in DEVICE_CODES:
-            permanent, hint = DEVICE_CODES[code]
-            raise TuyaDeviceError(f"{msg} ({hint})", code=code, tid=tid, permanent=permanent)
-        if token_call and code in TOKEN_CODES:
-            # The refresh token itself was refused.
-            raise TuyaApiError(f"token call refused: {msg}", code=code, tid=tid)
-        raise TuyaApiError(f"{redact(path)}: {msg}", code=code, tid=tid)
-
     # ------------------------------------------------------------------ tokens
 
-    async def _usable_token(self, budget: CallBudget) -> Token:
-        # A call that starts while the token is being renewed waits for the new one rather
-        # than spend a request on the token that was just rejected.
-        await self._gate.settled(budget)
-        token = await self._tokens.load()
-        if self._fatal is not None:
-            raise self._fatal
-        now = self._clock()
-        if token is None or token.expires_within(self._refresh_margin_s, now):
-            try:
-                token = await self._gate.renew(token, self._refresh_or_grant, budget)
-            except TuyaTransientError:
-                # Renewing ahead of expiry failed: the token still works for a while.
-                if token is not None and not token.expires_within(5.0, self._clock()):
-                    return token
-                raise
-        return token
-
-    async def _refresh_or_grant(self, stale: Token | None) -> Token:
-        if self._fatal is not None:
-            raise self._fatal
-        # The renewal may have raced with another holder of the store: only renew a token
-        # that is really missing or about to expire.
-        now = self._clock()
-        if stale is not None and not stale.expires_within(self._refresh_margin_s, now):
-            return stale
-        if stale is not None and stale.refresh_token:
-            try:
-                return await self._token_call(f"/v1.0/token/{stale.refresh_token}", refresh=True)
-            except TuyaFatalError:
-                raise
-            except TuyaError as exc:
-                logger.info("token refresh failed (%s); taking a new grant", exc.code or exc.msg)
-        return await self._grant()
-
-    def _grant_after_rejection(self, rejected: Token) -> Renew:
-        async def grant(current: Token | None) -> Token:
-            # Called only when the rejected token is still the current one: one grant for
-            # every call that failed with it, and churn noted (grants slowed if it repeats).
-            delay = self._gate.rejected(rejected)
-            if delay > 0:
-                # Fresh tokens keep being rejected: the grant itself waits, and every call
-                # that needs a token waits for it.
-                await asyncio.sleep(delay)
-            if self._fatal is not None:
-                raise self._fatal
-            return await self._grant()
-
-        return grant
-
-    async def _grant(self) -> Token:
-        return await self._token_call("/v1.0/token", query={"grant_type": 1}, refresh=False)
-
-    async def _token_call(
-        self, path: str, *, query: Mapping[str, str | int] | None = None, refresh: bool
-    ) -> Token:
+    async def _ask_for_token(
+        self, path: str, query: Mapping[str, str | int] | None
+    ) -> tuple[Any, str | None]:
+        """One token call through the send path: ``(result, tid)``, or the answer's error."""
         # One attempt (clock corrections aside): the token gate spaces the next one, shared
         # by every call that waits for a token.
         budget = RetryPolicy(attempts=1, budget_s=self.settings.timeout_s).start()
@@ -491,209 +392,5 @@ class TuyaClient:
             if envelope is not None:
                 break
         if not envelope.success:
-            self._raise_for(envelope, path)
-        result = envelope.result
-        if not isinstance(result, dict) or not _is_token(result.get("access_token")):
-            raise TuyaResponseError("token answer without a usable access_token", tid=envelope.tid)
-        if not _is_token(result.get("refresh_token") or "-"):
-            raise TuyaResponseError("token answer with an unusable refresh_token", tid=envelope.tid)
-        if refresh:
-            self.stats.refreshes += 1
-        else:
-            self.stats.grants += 1
-        ttl = _seconds(result.get("expire_time", result.get("expire")), default=7200.0)
-        return Token(
-            access_token=str(result["access_token"]),
-            refresh_token=str(result.get("refresh_token") or ""),
-            expires_at=self._clock() + ttl,
-            uid=str(result.get("uid") or ""),
-        )
-
-    # ------------------------------------------------------------------ device listing
-
-    async def _list_devices_thing(self) -> AsyncIterator[list[Any]]:
-        page_size = 20
-        last_id: str | None = None
-        while True:
-            query: dict[str, str | int] = {"page_size": page_size}
-            if last_id:
-                query["last_id"] = last_id
-            result, tid = await self.call("GET", "/v2.0/cloud/thing/device", query=query)
-            page = _as_list(result, "list", tid)
-            if not page:
-                return
-            yield page
-            next_id = _item_id(page[-1])
-            if len(page) < page_size or not next_id or next_id == last_id:
-                return
-            last_id = next_id
-
-    async def _list_devices_iot03(self) -> AsyncIterator[list[Any]]:
-        query: dict[str, str | int] = {"page_size": 200}
-        if self.settings.source_type:
-            query["source_type"] = self.settings.source_type
-        if self.settings.source_id:
-            query["source_id"] = self.settings.source_id
-        seen_keys: set[str] = set()
-        while True:
-            result, tid = await self.call("GET", "/v1.3/iot-03/devices", query=query)
-            if not isinstance(result, dict):
-                raise TuyaResponseError("device list: expected an object with 'list'", tid=tid)
-            page = _as_list(result.get("list"), "list", tid)
-            if page:
-                yield page
-            raw_key = result.get("last_row_key")
-            valid = isinstance(raw_key, str | int) and not isinstance(raw_key, bool)
-            row_key = str(raw_key) if valid else ""
-            if not result.get("has_more") or not row_key or row_key in seen_keys:
-                return
-            seen_keys.add(row_key)
-            query["last_row_key"] = row_key
-
-
-def _raise_account_error(
-    code: int | None, msg: str, tid: str | None, settings: TuyaSettings
-) -> None:
-    """Raise the fatal error of a credentials, data-centre or account code; else nothing."""
-    if code == 1004:
-        raise TuyaFatalError(
-            f"sign invalid ({msg}): TUYA_ACCESS_SECRET does not belong to TUYA_ACCESS_ID "
-            f"{settings.access_id!r}; copy both again from the cloud project's overview",
-            code=code,
-            tid=tid,
-        )
-    if code == 1001:
-        raise TuyaFatalError(
-            f"secret invalid ({msg}): check TUYA_ACCESS_SECRET", code=code, tid=tid
-        )
-    if code == 1005:
-        raise TuyaFatalError(
-            f"client id invalid ({msg}): check TUYA_ACCESS_ID "
-            f"({settings.access_id!r}) and the data centre ({settings.region_label})",
-            code=code,
-            tid=tid,
-        )
-    if code in DATA_CENTRE_CODES:
-        raise TuyaFatalError(
-            f"wrong data centre ({msg}): the project is not served at "
-            f"{settings.region_label}; set TUYA_REGION to the data centre shown in the "
-            "cloud project's overview (cn, us, us-e, eu, eu-w, in, sg)",
-            code=code,
-            tid=tid,
-        )
-    if code == 28841002:
-        raise TuyaFatalError(
-            f"the cloud project's subscription has expired ({msg}); renew the IoT Core "
-            "service on the Tuya platform, then run again",
-            code=code,
-            tid=tid,
-        )
-    if code == 28841004:
-        raise TuyaFatalError(
-            f"the API call quota of this project is used up ({msg}); wait for it to reset "
-            "or upgrade the plan, and check less often",
-            code=code,
-            tid=tid,
-        )
-    if code == 28841105:
-        raise TuyaFatalError(
-            f"this API is not authorised for the cloud project ({msg}); subscribe the project "
-            "to the service that provides it and authorise the API on the Tuya platform",
-            code=code,
-            tid=tid,
-        )
-
-
-def _is_token(value: object) -> bool:
-    """A token that can travel in a header and a URL path: printable ASCII, no separators."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= 512
-        and value.isascii()
-        and value.isprintable()
-        and not any(c in value for c in " /?#%")
-    )
-
-
-def _is_device_path(path: str) -> bool:
-    """A call about one device (its firmware), as opposed to a token or a listing call."""
-    return path.startswith("/v2.0/cloud/thing/") and path != "/v2.0/cloud/thing/device"
-
-
-def _coded(envelope: _Envelope) -> str:
-    return f"[{envelope.code}] {envelope.msg}"
-
-
-def _parse_device(item: Any) -> DeviceSummary:
-    try:
-        return DeviceSummary.model_validate(item)
-    except ValueError as exc:
-        raise TuyaResponseError(f"unreadable device in the device list: {exc}") from None
-
-
-def _as_list(value: Any, what: str, tid: str | None) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise TuyaResponseError(
-            f"device list: expected a {what}, got {type(value).__name__}", tid=tid
-        )
-    return value
-
-
-def _item_id(item: Any) -> str | None:
-    if isinstance(item, dict):
-        value = item.get("id") or item.get("device_id")
-        return str(value) if value else None
-    return None
-
-
-def _seconds(value: object, *, default: float) -> float:
-    if isinstance(value, int | float | str) and not isinstance(value, bool):
-        try:
-            seconds = float(value)
-        except (ValueError, OverflowError):
-            return default
-        # NaN or infinity would give a token that is never renewed.
-        if math.isfinite(seconds) and seconds > 0:
-            return seconds
-    return default
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _decode(response: httpx.Response) -> _Envelope:
-    try:
-        payload = response.json()
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, too long a number
-        raise TuyaResponseError(
-            f"HTTP {response.status_code}: the answer is not JSON ({len(response.content)} bytes)"
-        ) from None
-    if not isinstance(payload, dict) or "success" not in payload:
-        raise TuyaResponseError(f"HTTP {response.status_code}: the answer is not Tuya's envelope")
-    tid = payload.get("tid")
-    tid = str(tid) if tid is not None else None
-    t = payload.get("t")
-    # A server time is 13 digits of milliseconds; anything else cannot correct a clock.
-    t = t if isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 10**15 else None
-    if payload.get("success") is True:
-        if "result" not in payload:
-            raise TuyaResponseError(
-                f"HTTP {response.status_code}: a success answer without a result", tid=tid
-            )
-        return _Envelope(True, payload["result"], None, "", t, tid)
-    raw_code = payload.get("code", payload.get("error_code"))
-    try:
-        code = int(raw_code) if raw_code is not None else None
-    except (TypeError, ValueError, OverflowError):
-        code = None
-    msg = payload.get("msg", payload.get("error_msg")) or "no message"
-    return _Envelope(False, None, code, str(msg), t, tid)
+            raise error_for(envelope, path, self.settings)
+        return envelope.result, envelope.tid

@@ -29,7 +29,9 @@ __all__ = [
     "DeviceSummary",
     "FirmwareChannel",
     "UpgradeStatus",
+    "offered_version",
     "parse_firmware",
+    "update_on_offer",
     "validate_device_id",
 ]
 
@@ -75,6 +77,22 @@ class UpgradeStatus(IntEnum):
 UPDATE_RUNNING = frozenset({UpgradeStatus.UPGRADING, UpgradeStatus.WAITING_FOR_WAKE})
 #: Statuses that mean the last update did not complete.
 UPDATE_FAILED = frozenset({UpgradeStatus.FAILED, UpgradeStatus.TIMED_OUT})
+
+
+def offered_version(current: str | None, target: str | None) -> str | None:
+    """The version on offer: a target other than the installed version, else ``None``."""
+    if target and target != current:
+        return target
+    return None
+
+
+def update_on_offer(current: str | None, target: str | None, upgrade_status: int) -> bool:
+    """A version is on offer and no update is running: the device can be updated now.
+
+    A target reported while an update runs is that update's, not a new offer.
+    """
+    return offered_version(current, target) is not None and upgrade_status not in UPDATE_RUNNING
+
 
 #: Firmware channel numbers (``type``) and their names.
 CHANNEL_NAMES: dict[int, str] = {
@@ -168,9 +186,7 @@ class FirmwareChannel(BaseModel):
     @property
     def update_available(self) -> bool:
         """A target version other than the installed one is offered and no update is running."""
-        if not self.target_version or self.target_version == self.current_version:
-            return False
-        return self.upgrade_status not in UPDATE_RUNNING
+        return update_on_offer(self.current_version, self.target_version, self.upgrade_status)
 
     @property
     def update_running(self) -> bool:

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
-__all__ = ["canonical_url", "sign_request", "string_to_sign"]
+__all__ = ["canonical_url", "sign_request", "signed_headers", "string_to_sign"]
 
 
 def canonical_url(path: str, query: Mapping[str, object] | None = None) -> str:
@@ -52,3 +52,41 @@ def sign_request(
     message += string_to_sign(method, url, body, signed_headers)
     digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
     return digest.upper()
+
+
+def signed_headers(
+    *,
+    client_id: str,
+    secret: str,
+    t: str,
+    nonce: str,
+    method: str,
+    url: str,
+    body: bytes = b"",
+    access_token: str | None = None,
+    lang: str,
+) -> dict[str, str]:
+    """The headers of a signed request; ``access_token`` is ``None`` for the token calls."""
+    sign = sign_request(
+        client_id=client_id,
+        secret=secret,
+        t=t,
+        method=method,
+        url=url,
+        body=body,
+        access_token=access_token or "",
+        nonce=nonce,
+    )
+    headers = {
+        "client_id": client_id,
+        "t": t,
+        "nonce": nonce,
+        "sign_method": "HMAC-SHA256",
+        "sign": sign,
+        "lang": lang,
+    }
+    if body:
+        headers["Content-Type"] = "application/json"
+    if access_token is not None:
+        headers["access_token"] = access_token
+    return headers
