@@ -1,4 +1,8 @@
-"""Where news goes: console, Slack, e-mail, a JSON-lines file (and SNS, in the cloud)."""
+"""Where local mode's news goes: console, Slack, e-mail, a JSON-lines file.
+
+These are :class:`Notifier` s. The cloud publishes through another port, a
+:class:`fwwatch.news.Publisher` (SNS); :mod:`fwwatch.news` says why the two differ.
+"""
 
 from .base import Notifier, NotifyError
 from .console import ConsoleNotifier

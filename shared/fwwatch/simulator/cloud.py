@@ -768,12 +768,6 @@ class SimulatedCloud:
             self._device(device_id).error = code
             self._touch(device_id)
 
-    def set_online(self, device_id: str, online: bool) -> None:
-        """Change whether the listings show the device online."""
-        with self._lock:
-            self._device(device_id).online = online
-            self._touch(device_id)
-
     def set_listing_fields(self, spelling: ListingFields) -> None:
         """Spell the /v2.0 listing's fields in camelCase (2024 docs) or snake_case (2023)."""
         if spelling not in ("camelCase", "snake_case"):
