@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..tuya import ConfigError, InvalidDeviceIdError, TuyaError, TuyaFatalError
-from . import check, local, simulate
+from . import check, local, simulate, status
 from .common import ENVIRONMENT_HELP, EXIT_DEVICES_FAILED, EXIT_USAGE, Command, UsageError
 
 __all__ = ["build_parser", "main"]
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     check.add_parsers(commands)
     local.add_parsers(commands)
+    status.add_parsers(commands)
     simulate.add_parsers(commands)
     return parser
 

@@ -26,6 +26,7 @@ from ..events import FirmwareEvent, group_events
 from ..notify import Notifier, NotifyError
 from ..state import ChannelState, DeviceInfo, utcnow
 from ..tuya import TuyaError, TuyaFatalError
+from .report import NotifierOutcome, RunReport
 
 if TYPE_CHECKING:
     from ..tuya import ClientStats
@@ -41,122 +42,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("fwwatch.local")
-
-
-@dataclass
-class NotifierOutcome:
-    """What one notifier delivered in a run."""
-
-    sent: int = 0
-    failed: int = 0
-    error: str | None = None
-
-
-@dataclass
-class RunReport:
-    """What a run did, for people (:meth:`summary_line`) and machines (:meth:`as_dict`)."""
-
-    run_id: str
-    devices: int = 0
-    checked: int = 0
-    failed: list[CheckResult] = field(default_factory=list)
-    events: list[FirmwareEvent] = field(default_factory=list)
-    notifications: dict[str, NotifierOutcome] = field(default_factory=dict)
-    duration_s: float = 0.0
-    tuya_requests: int = 0
-    interrupted: bool = False
-    listing_error: str | None = None
-
-    @property
-    def not_checked(self) -> list[CheckResult]:
-        """Devices the cloud gave no answer for (busy, unreachable, unreadable)."""
-        return [result for result in self.failed if not result.answered]
-
-    @property
-    def device_errors(self) -> list[CheckResult]:
-        """Devices that answered with a device-level error (offline, not in the project)."""
-        return [result for result in self.failed if result.answered]
-
-    @property
-    def ok(self) -> bool:
-        """Every device answered (offline counts), the listing worked, news went out."""
-        return (
-            not self.not_checked
-            and self.listing_error is None
-            and not self.interrupted
-            and self.notification_failures == 0
-        )
-
-    @property
-    def notification_failures(self) -> int:
-        """Messages that could not be delivered (they stay queued)."""
-        return sum(outcome.failed for outcome in self.notifications.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        """The run report as ``fwwatch run --json`` prints it."""
-        return {
-            "run_id": self.run_id,
-            "devices": self.devices,
-            "checked": self.checked,
-            "failed": [
-                {
-                    "device_id": result.device_id,
-                    "outcome": result.outcome,
-                    "code": result.error.code if result.error else None,
-                    "msg": result.error.msg if result.error else "",
-                }
-                for result in self.failed
-            ],
-            "not_checked": len(self.not_checked),
-            "device_errors": len(self.device_errors),
-            "listing_error": self.listing_error,
-            "events": [
-                {
-                    key: value
-                    for key, value in event.as_dict().items()
-                    if key
-                    in (
-                        "type",
-                        "device_id",
-                        "channel",
-                        "product_id",
-                        "previous_version",
-                        "current_version",
-                        "target_version",
-                    )
-                }
-                for event in self.events
-            ],
-            "notifications": {
-                name: {"sent": outcome.sent, "failed": outcome.failed, "error": outcome.error}
-                for name, outcome in self.notifications.items()
-            },
-            "duration_s": round(self.duration_s, 3),
-            "tuya_requests": self.tuya_requests,
-            "interrupted": self.interrupted,
-        }
-
-    def summary_line(self) -> str:
-        """One line a cron mail makes sense of."""
-        sent = sum(outcome.sent for outcome in self.notifications.values())
-        parts = [
-            f"fwwatch run {self.run_id}: checked {self.checked} of {self.devices} devices",
-            _count(len(self.device_errors), "device error"),
-            f"{len(self.not_checked)} not checked",
-            _count(len(self.events), "new event"),
-            _count(sent, "notification") + " sent",
-        ]
-        if self.notification_failures:
-            parts.append(f"{self.notification_failures} notifications queued for retry")
-        if self.listing_error is not None:
-            parts.append("device listing failed")
-        if self.interrupted:
-            parts.append("interrupted")
-        return ", ".join(parts) + f" ({self.tuya_requests} Tuya requests, {self.duration_s:.1f} s)"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 class CloudClient(FirmwareSource, DeviceLister, Protocol):
