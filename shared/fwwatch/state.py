@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from .tuya import DeviceFirmware, DeviceSummary, TuyaError
-from .tuya.models import UPDATE_FAILED, UPDATE_RUNNING, offered_version
+from .tuya.models import UpgradeStatusFacts, offered_version
 
 __all__ = [
     "DEVICE_LEVEL_CHANNEL",
@@ -82,7 +82,7 @@ class DeviceInfo(BaseModel):
         )
 
 
-class ChannelState(BaseModel):
+class ChannelState(UpgradeStatusFacts, BaseModel):
     """The remembered firmware state of one channel of one device."""
 
     model_config = ConfigDict(frozen=True)
@@ -111,16 +111,6 @@ class ChannelState(BaseModel):
     def offered_version(self) -> str | None:
         """The version on offer: a target other than the installed version, else ``None``."""
         return offered_version(self.current_version, self.target_version)
-
-    @property
-    def update_running(self) -> bool:
-        """An update is under way."""
-        return self.upgrade_status in UPDATE_RUNNING
-
-    @property
-    def update_failed(self) -> bool:
-        """The last update failed or timed out."""
-        return self.upgrade_status in UPDATE_FAILED
 
     def facts(self) -> tuple[Any, ...]:
         """What a change is measured on: everything but the timestamps and trace ids."""

@@ -228,13 +228,22 @@ def test_local_mode_and_the_functions_share_their_bounds_and_defaults(
 
 
 def test_the_tuya_secret_builds_settings_or_says_what_it_must_hold() -> None:
-    from fwwatch.aws.settings import tuya_settings_from_secret
+    from fwwatch.aws.settings import TuyaAccessSettings
 
+    access = TuyaAccessSettings.load(
+        {
+            "TUYA_ENDPOINT": "https://openapi.tuyaeu.com",
+            "TUYA_SECRET_NAME": "fwwatch/tuya",
+            "TUYA_RETRY_ATTEMPTS": "3",
+            "CONTROL_TABLE": "control",
+        }
+    )
     secret: dict[str, Any] = {"access_id": "abcd1234", "access_secret": SECRET}
-    settings = tuya_settings_from_secret(secret, endpoint="https://openapi.tuyaeu.com", qps=5)
+    settings = access.client_settings(secret, qps=5)
     assert (settings.base_url, settings.qps) == ("https://openapi.tuyaeu.com", 5)
+    assert (settings.retry_attempts, settings.timeout_s) == (3, 10.0)
     with pytest.raises(TuyaConfigError, match="access_id and access_secret"):
-        tuya_settings_from_secret({"access_id": "x"}, endpoint="https://a.example", qps=5)
+        access.client_settings({"access_id": "x"}, qps=5)
 
 
 @pytest.mark.parametrize("model", SETTINGS_MODELS, ids=lambda model: model.__name__)

@@ -33,7 +33,6 @@ __all__ = [
     "SchedulerSettings",
     "SlackSettings",
     "TuyaAccessSettings",
-    "tuya_settings_from_secret",
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -79,6 +78,29 @@ class TuyaAccessSettings(FunctionSettings):
     control_table: str = Field(
         min_length=1, description="DynamoDB table of the shared token and learned rates"
     )
+
+    def client_settings(self, secret: Any, *, qps: float) -> TuyaSettings:
+        """The Tuya client's settings: credentials from the secret's JSON value
+        ``{"access_id", "access_secret"}``, everything else from this function's settings."""
+        if (
+            not isinstance(secret, dict)
+            or not secret.get("access_id")
+            or not secret.get("access_secret")
+        ):
+            raise TuyaConfigError(
+                "the Tuya secret must be JSON with access_id and access_secret "
+                '(aws secretsmanager create-secret --secret-string \'{"access_id": "...", '
+                '"access_secret": "..."}\')'
+            )
+        return TuyaSettings(
+            access_id=str(secret["access_id"]),
+            access_secret=str(secret["access_secret"]),
+            endpoint=self.tuya_endpoint,
+            qps=qps,
+            retry_attempts=self.tuya_retry_attempts,
+            retry_budget_s=self.tuya_retry_budget_s,
+            timeout_s=self.tuya_timeout_s,
+        )
 
 
 class SchedulerSettings(TuyaAccessSettings):
@@ -144,37 +166,4 @@ class SlackSettings(FunctionSettings):
 
     slack_webhook_secret_name: str = Field(
         min_length=1, description="Secrets Manager secret holding the Slack webhook URL"
-    )
-
-
-def tuya_settings_from_secret(
-    secret: Any,
-    *,
-    endpoint: str,
-    qps: float,
-    max_connections: int | None = None,
-    retry_attempts: int = 8,
-    retry_budget_s: float = 30.0,
-    timeout_s: float = 10.0,
-) -> TuyaSettings:
-    """Tuya settings from the secret's JSON value ``{"access_id", "access_secret"}``."""
-    if (
-        not isinstance(secret, dict)
-        or not secret.get("access_id")
-        or not secret.get("access_secret")
-    ):
-        raise TuyaConfigError(
-            "the Tuya secret must be JSON with access_id and access_secret "
-            '(aws secretsmanager create-secret --secret-string \'{"access_id": "...", '
-            '"access_secret": "..."}\')'
-        )
-    return TuyaSettings(
-        access_id=str(secret["access_id"]),
-        access_secret=str(secret["access_secret"]),
-        endpoint=endpoint,
-        qps=qps,
-        max_connections=max_connections,
-        retry_attempts=retry_attempts,
-        retry_budget_s=retry_budget_s,
-        timeout_s=timeout_s,
     )

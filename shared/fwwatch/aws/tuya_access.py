@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .observability import logger
 from .rate_dynamodb import DynamoRateMemory
-from .settings import TuyaAccessSettings, tuya_settings_from_secret
+from .settings import TuyaAccessSettings
 from .token_dynamodb import DynamoTokenStore
 
 if TYPE_CHECKING:
@@ -63,14 +63,8 @@ class TuyaAccess:
 
     def tuya_settings(self) -> TuyaSettings:
         """The client's settings: the secret's credentials and the function's tuning."""
-        settings = self.settings
-        return tuya_settings_from_secret(
-            self._read_secret(settings.tuya_secret_name),
-            endpoint=settings.tuya_endpoint,
-            qps=self._qps,
-            retry_attempts=settings.tuya_retry_attempts,
-            retry_budget_s=settings.tuya_retry_budget_s,
-            timeout_s=settings.tuya_timeout_s,
+        return self.settings.client_settings(
+            self._read_secret(self.settings.tuya_secret_name), qps=self._qps
         )
 
     def client(self) -> TuyaClient:

@@ -15,13 +15,12 @@ from .common import (
     ENVIRONMENT_HELP,
     EXIT_DEVICES_FAILED,
     EXIT_OK,
-    FORGET_RATE_HELP,
     Progress,
+    add_client_options,
     asynchronous,
     environment,
     load_settings,
     open_rate_memory,
-    positive_int,
     table,
     tuya_client,
 )
@@ -49,13 +48,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     check.add_argument("device_ids", nargs="+", metavar="DEVICE_ID", help="Tuya device IDs")
     check.add_argument("--json", action="store_true", help="print a JSON array, one per device")
-    check.add_argument(
-        "--concurrency",
-        type=positive_int,
-        metavar="N",
-        help="devices at once (default: from TUYA_QPS, 16 to 256)",
-    )
-    check.add_argument("--forget-rate", action="store_true", help=FORGET_RATE_HELP)
+    add_client_options(check)
     check.set_defaults(command_main=asynchronous(check_command))
 
     devices = commands.add_parser(

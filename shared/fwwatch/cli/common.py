@@ -68,6 +68,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_client_options(parser: argparse.ArgumentParser) -> None:
+    """``--concurrency`` and ``--forget-rate``: how a command that checks devices asks."""
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        metavar="N",
+        help="devices at once (default: from TUYA_QPS, 16 to 256)",
+    )
+    parser.add_argument("--forget-rate", action="store_true", help=FORGET_RATE_HELP)
+
+
 def environment(dotenv: Path = Path(".env")) -> dict[str, str]:
     """The process environment over the values of a ``.env`` file, if there is one."""
     values: dict[str, str] = {}

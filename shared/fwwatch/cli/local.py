@@ -30,12 +30,11 @@ from .common import (
     ENVIRONMENT_HELP,
     EXIT_DEVICES_FAILED,
     EXIT_OK,
-    FORGET_RATE_HELP,
     Progress,
     UsageError,
+    add_client_options,
     asynchronous,
     environment,
-    positive_int,
     tuya_client,
 )
 
@@ -123,13 +122,7 @@ def _add_cycle_options(sub: argparse.ArgumentParser) -> None:
         help="announce updates already on offer when a device is first seen "
         "(by default the first sighting is a silent baseline)",
     )
-    sub.add_argument(
-        "--concurrency",
-        type=positive_int,
-        metavar="N",
-        help="devices at once (default: from TUYA_QPS, 16 to 256)",
-    )
-    sub.add_argument("--forget-rate", action="store_true", help=FORGET_RATE_HELP)
+    add_client_options(sub)
 
 
 def _jitter(text: str) -> float:

@@ -29,6 +29,7 @@ __all__ = [
     "DeviceSummary",
     "FirmwareChannel",
     "UpgradeStatus",
+    "UpgradeStatusFacts",
     "offered_version",
     "parse_firmware",
     "update_on_offer",
@@ -130,7 +131,28 @@ def _blank_to_none(value: object) -> object:
     return value
 
 
-class FirmwareChannel(BaseModel):
+class UpgradeStatusFacts:
+    """What an ``upgrade_status`` says, for every model that carries one."""
+
+    upgrade_status: int
+
+    @property
+    def update_running(self) -> bool:
+        """An update is under way (or waiting for the device to wake)."""
+        return self.upgrade_status in UPDATE_RUNNING
+
+    @property
+    def update_failed(self) -> bool:
+        """The last update failed or timed out."""
+        return self.upgrade_status in UPDATE_FAILED
+
+    @property
+    def status_name(self) -> str:
+        """The upgrade status as words."""
+        return upgrade_status_name(self.upgrade_status)
+
+
+class FirmwareChannel(UpgradeStatusFacts, BaseModel):
     """The firmware of one channel (module) of a device, as Tuya reports it."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
@@ -187,21 +209,6 @@ class FirmwareChannel(BaseModel):
     def update_available(self) -> bool:
         """A target version other than the installed one is offered and no update is running."""
         return update_on_offer(self.current_version, self.target_version, self.upgrade_status)
-
-    @property
-    def update_running(self) -> bool:
-        """An update of this channel is under way (or waiting for the device to wake)."""
-        return self.upgrade_status in UPDATE_RUNNING
-
-    @property
-    def update_failed(self) -> bool:
-        """The last update of this channel failed or timed out."""
-        return self.upgrade_status in UPDATE_FAILED
-
-    @property
-    def status_name(self) -> str:
-        """The upgrade status as words."""
-        return upgrade_status_name(self.upgrade_status)
 
 
 class DeviceFirmware(BaseModel):
