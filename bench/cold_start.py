@@ -13,6 +13,12 @@ bytecode in both. ``-X importtime`` (one more interpreter per handler) says whic
 the time goes to. A "saving" is the time a module takes to import in a fresh interpreter
 after what the handler needs anyway was imported first: what it costs on top.
 
+Each handler's service module (the ``fwwatch.aws.<module>`` its app.py takes its ``...Service``
+from) is broken down into its module-level imports, read from its source in its order, each
+timed after the ones before it and alone. The children import this checkout's ``shared/``
+(put on ``PYTHONPATH``, as the layer is on ``sys.path`` in Lambda), whatever the virtualenv's
+editable install points to.
+
 Usage: ``.venv/bin/python bench/cold_start.py [--quick]``.
 """
 
@@ -36,40 +42,34 @@ from _common import REPO, machine, table
 
 HANDLERS = ("scheduler", "checker", "differ", "slack")
 LAYER = REPO / ".aws-sam" / "build" / "SharedLayer"
-SERVICES = REPO / "shared" / "fwwatch" / "aws" / "services.py"
+SHARED = REPO / "shared"
 
-# What no handler may import: CLI and simulator code and their dependencies (not in the layer).
+# What no handler may import: CLI and simulator code and their dependencies, and what is no
+# longer a dependency at all (not in the layer; this virtualenv may still have it installed).
 FORBIDDEN = (
     "aiohttp", "yaml", "fwwatch.simulator", "fwwatch.cli", "fwwatch.local", "tuya_connector",
-    "requests",
+    "requests", "pydantic_settings",
 )  # fmt: skip
 
-# What each handler imports without ever using it (read from the handlers and services.py).
+# What each handler imports without ever using it (read from the handlers and their service
+# modules; checked against what a fresh interpreter has loaded after importing the handler).
 UNUSED: dict[str, dict[str, str]] = {
     "scheduler": {
-        "aws_lambda_powertools.utilities.batch": "no batch processing",
-        "fwwatch.notify": "sends no notification",
-        "smtplib": "sends no e-mail",
+        "fwwatch.check": "checks no device (`fwwatch.cycle` imports it for `check_batch`)",
+        "fwwatch.news": "makes no news (`fwwatch.cycle` imports it for `Settlement.news`)",
     },
     "checker": {
-        "fwwatch.notify": "sends no notification",
-        "smtplib": "sends no e-mail",
+        "fwwatch.news": "makes no news, the state table's stream does (`fwwatch.cycle` "
+        "imports it for `Settlement.news`, which local mode calls)",
     },
-    "differ": {
-        "aws_lambda_powertools.utilities.batch": "no batch processing",
-        "fwwatch.notify": "publishes to SNS only",
-        "smtplib": "sends no e-mail",
-        "httpx": "calls neither Tuya nor Slack",
-        "fwwatch.tuya.client": "calls no Tuya API",
-    },
+    "differ": {},
     "slack": {
-        "aws_lambda_powertools.utilities.batch": "no batch processing",
+        "fwwatch.aws.tuya_access": "calls no Tuya API: imported for `powertools_secret` only",
         "boto3": "no AWS client (Parameters imports it on the first call anyway)",
         "boto3.dynamodb": "no DynamoDB",
         "fwwatch.aws.dynamo": "no DynamoDB",
         "fwwatch.aws.token_dynamodb": "no Tuya token",
-        "fwwatch.tuya.client": "calls no Tuya API",
-        "smtplib": "sends no e-mail",
+        "fwwatch.aws.rate_dynamodb": "no Tuya rate",
     },
 }
 
@@ -80,8 +80,7 @@ BASE = [
     "aws_lambda_powertools.metrics",
     "fwwatch.aws.observability",
     "fwwatch.aws.settings",
-    "fwwatch.pipeline",
-    "fwwatch.render",
+    "fwwatch.messages",
 ]
 
 
@@ -110,24 +109,31 @@ class Saving:
 
 SAVINGS = (
     Saving(
-        "batch",
-        "`aws_lambda_powertools.utilities.batch` imported where it is used (checker only)",
-        ("scheduler", "differ", "slack"),
-        (
-            *BASE,
-            "aws_lambda_powertools.utilities.data_classes.sqs_event",
-            "aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event",
-        ),
-        ("aws_lambda_powertools.utilities.batch",),
-        "services.py imports it at module level for every function",
+        "tuya_access",
+        "`powertools_secret` not taken from `fwwatch.aws.tuya_access` by the Slack function: "
+        "boto3 (`boto3.dynamodb.types`), `botocore.exceptions` and the DynamoDB token and rate "
+        "stores not imported at start-up",
+        ("slack",),
+        (*BASE, "fwwatch.aws.runtime"),
+        ("fwwatch.aws.tuya_access",),
+        "moved, not saved, for boto3 while the webhook secret is read through Powertools "
+        "Parameters (it imports boto3 on the first call)",
     ),
     Saving(
-        "fwwatch.notify",
-        "`fwwatch.notify` not imported by services.py at module level",
-        ("scheduler", "checker", "differ"),
+        "fwwatch.check",
+        "`fwwatch.cycle` importing `fwwatch.check` where it is used (`check_batch`)",
+        ("scheduler",),
+        (*BASE, "asyncio"),
+        ("fwwatch.check",),
+        "the scheduler takes only `discover` from `fwwatch.cycle`",
+    ),
+    Saving(
+        "fwwatch.news",
+        "`fwwatch.cycle` importing `fwwatch.news` where it is used (`Settlement.news`)",
+        ("scheduler", "checker"),
         tuple(BASE),
-        ("fwwatch.notify",),
-        "the whole package (Slack, e-mail, console, JSON lines) for SlackNotifier",
+        ("fwwatch.news",),
+        "the news are made by local mode and the differ, not by these two",
     ),
     Saving(
         "e-mail notifier",
@@ -135,35 +141,18 @@ SAVINGS = (
         ("slack",),
         (*BASE, "httpx"),
         ("smtplib", "email.message", "email.utils"),
-        "what the e-mail notifier pulls in beyond httpx",
-    ),
-    Saving(
-        "boto3 at start-up",
-        "boto3 and the DynamoDB helpers (`boto3.dynamodb.types`, `botocore.exceptions`) "
-        "not imported by the Slack function at start-up",
-        ("slack",),
-        tuple(BASE),
-        ("boto3", "boto3.dynamodb.types", "botocore.exceptions"),
-        "moved, not saved, while the webhook secret is read through Powertools Parameters "
-        "(it imports boto3 on the first call)",
+        "paid on the first invocation, not at import: the service imports "
+        "`fwwatch.notify.slack` in `handle`, and the package's `__init__` imports every notifier",
+        counted=False,
     ),
     Saving(
         "Parameters",
-        "Powertools Parameters (the Slack function's secret, first call; already lazy)",
-        ("slack",),
+        "Powertools Parameters (the Tuya secret, the Slack webhook secret; already lazy)",
+        ("scheduler", "checker", "slack"),
         (*BASE, "boto3"),
         ("aws_lambda_powertools.utilities.parameters",),
         "paid on the first invocation, on top of boto3",
         counted=False,
-    ),
-    Saving(
-        "httpx",
-        "httpx (and the Tuya client) not imported by the differ",
-        ("differ",),
-        ("aws_lambda_powertools", "fwwatch.aws.observability", "pydantic"),
-        ("httpx",),
-        "needs `fwwatch.tuya/__init__` not to import `client` eagerly (state.py only needs "
-        "the models and errors)",
     ),
     Saving(
         "X-Ray SDK",
@@ -205,7 +194,8 @@ for label, kind, target in cfg["steps"]:
     else:
         importlib.import_module(target)
     ms.append((time.perf_counter() - start) * 1000)
-print(json.dumps({"ms": ms, "modules": sorted(sys.modules)}))
+fwwatch = getattr(sys.modules.get("fwwatch"), "__file__", None)
+print(json.dumps({"ms": ms, "modules": sorted(sys.modules), "fwwatch": fwwatch}))
 """
 
 
@@ -221,6 +211,9 @@ def lambda_env(handler: str) -> dict[str, str]:
         if not key.startswith(("AWS_", "TUYA_", "FWWATCH_", "POWERTOOLS_", "PYTHON", "_X_AMZN"))
     }
     env.update(
+        # This checkout's code, as the layer's is on sys.path in Lambda (not whatever tree the
+        # virtualenv's editable install points to: a worktree shares another's virtualenv).
+        PYTHONPATH=str(SHARED),
         AWS_DEFAULT_REGION="eu-central-1",
         AWS_REGION="eu-central-1",
         AWS_LAMBDA_FUNCTION_NAME=f"fwwatch-{handler}",
@@ -248,7 +241,7 @@ def no_bytecode_prefixes() -> list[str]:
     return [
         sysconfig.get_paths()["purelib"],
         sysconfig.get_paths()["platlib"],
-        str(REPO / "shared"),
+        str(SHARED),
         str(REPO / "functions"),
     ]
 
@@ -280,6 +273,8 @@ def child(
     if done.returncode != 0:
         raise RuntimeError(f"child failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["fwwatch"] and not Path(result["fwwatch"]).is_relative_to(SHARED):
+        raise RuntimeError(f"the child imported another tree's fwwatch: {result['fwwatch']}")
     return list(result["ms"]), list(result["modules"]), done.stderr
 
 
@@ -345,26 +340,68 @@ def loaded(modules: Sequence[str], name: str) -> bool:
     return name in modules or any(module.startswith(name + ".") for module in modules)
 
 
-def services_imports() -> list[str]:
-    """The modules services.py imports at module level, in order (relative ones resolved)."""
-    tree = ast.parse(SERVICES.read_text())
+def service_module(handler: str) -> str:
+    """The ``fwwatch.aws`` module the handler's app.py takes its ``...Service`` from."""
+    tree = ast.parse((REPO / "functions" / handler / "app.py").read_text())
+    found = [
+        node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").startswith("fwwatch.aws.")
+        and any(alias.name.endswith("Service") for alias in node.names)
+    ]
+    if len(found) != 1:
+        raise RuntimeError(f"functions/{handler}/app.py: no single service module ({found})")
+    return str(found[0])
+
+
+def module_source(module: str) -> tuple[Path, bool]:
+    """(the source file of an fwwatch module in shared/, whether it is a package)."""
+    base = SHARED.joinpath(*module.split("."))
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py", True
+    return base.with_suffix(".py"), False
+
+
+def resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    """The absolute name a ``from ... import`` in ``module`` imports from."""
+    if not node.level:
+        return node.module or ""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    base = package[: len(package) - node.level + 1]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def module_imports(module: str) -> list[str]:
+    """The modules ``module`` imports at module level, in order (relative ones resolved).
+
+    Imports under ``if TYPE_CHECKING:`` and inside functions are not run at import: left out.
+    """
+    path, is_package = module_source(module)
     names: list[str] = []
-    for node in tree.body:
+    for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
-            if node.level:
-                package = ["fwwatch", "aws"]
-                base = package[: len(package) - node.level + 1]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
-            names.append(module)
-    seen: list[str] = []
-    for name in names:
-        if name not in seen:
-            seen.append(name)
-    return seen
+            names.append(resolve(node, module, is_package))
+    return list(dict.fromkeys(names))
+
+
+def deferred_imports(module: str) -> list[str]:
+    """What ``module`` imports inside its functions (paid on the first call, not at import),
+    as the statements read: ``from`` imports may name a submodule or a lazy attribute."""
+    path, is_package = module_source(module)
+    names: list[str] = []
+    for top in ast.parse(path.read_text()).body:
+        if not isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for node in ast.walk(top):
+            if isinstance(node, ast.Import):
+                names += [f"import {alias.name}" for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                imported = ", ".join(alias.name for alias in node.names)
+                names.append(f"from {resolve(node, module, is_package)} import {imported}")
+    return list(dict.fromkeys(names))
 
 
 def tree_size(path: Path) -> tuple[int, int]:
@@ -433,6 +470,7 @@ def main() -> None:
     handler_rows: list[list[object]] = []
     check_rows: list[list[object]] = []
     totals: dict[str, tuple[float, float]] = {}
+    start_modules: dict[str, list[str]] = {}
     for handler in HANDLERS:
         env = lambda_env(handler)
         step = [handler_step(handler)]
@@ -441,6 +479,10 @@ def main() -> None:
         without = median_ms(runs, step, env=env, no_bytecode=True)[0]
         totals[handler] = (with_pyc, without)
         _, modules, stderr = child(step, env=env, importtime=True)
+        start_modules[handler] = modules
+        missing = [name for name in BASE if not loaded(modules, name)]
+        if missing:  # B would no longer be what every handler needs anyway
+            raise RuntimeError(f"{handler} does not import {missing}: update BASE")
         top = importtime_packages(stderr)
         direct = importtime_direct(stderr)
         log(f"{handler}: {with_pyc:.0f} ms ({without:.0f} ms without bytecode)")
@@ -455,21 +497,41 @@ def main() -> None:
         ]
         check_rows.append([handler, ", ".join(bad) or "none", "; ".join(unused) or "none"])
 
-    # fwwatch.aws.services against its parts: each import in services.py's order.
-    parts = services_imports()
-    steps = [(name, "module", name) for name in [*parts, "fwwatch.aws.services"]]
-    part_ms = median_ms(runs, steps)
-    log(f"fwwatch.aws.services: {sum(part_ms):.0f} ms")
+    # Each handler's service module against its parts: each import in the module's order.
     part_rows: list[list[object]] = []
-    small = 0.0
-    for (name, _, _), ms in zip(steps, part_ms, strict=True):
-        # Alone: what the import costs in a fresh interpreter, shared dependencies included.
-        stdlib = name.split(".")[0] in sys.stdlib_module_names
-        alone = ms if stdlib else median_ms(runs, [(name, "module", name)])[0]
-        if ms < 1.0 and alone < 1.0:
-            small += ms
-            continue
-        part_rows.append([f"`{name}`", f"{ms:.1f}", f"{alone:.1f}"])
+    service_lines: list[str] = []
+    alone_ms: dict[str, float] = {}
+    for handler in HANDLERS:
+        service = service_module(handler)
+        steps = [(name, "module", name) for name in [*module_imports(service), service]]
+        part_ms = median_ms(runs, steps, env=lambda_env(handler))
+        log(f"{service}: {sum(part_ms):.0f} ms")
+        small = 0.0
+        for (name, _, _), ms in zip(steps, part_ms, strict=True):
+            # Alone: what the import costs in a fresh interpreter, shared dependencies included.
+            if name.split(".")[0] in sys.stdlib_module_names:
+                alone = ms
+            elif name not in alone_ms:
+                alone = alone_ms[name] = median_ms(runs, [(name, "module", name)])[0]
+            else:
+                alone = alone_ms[name]
+            if ms < 1.0 and alone < 1.0:
+                small += ms
+                continue
+            part_rows.append([handler, f"`{name}`", f"{ms:.1f}", f"{alone:.1f}"])
+        # What it and the fwwatch.aws modules it composes import inside their functions.
+        composed = [name for name, _, _ in steps if name.startswith("fwwatch.aws.")]
+        deferred = "; ".join(
+            f"{name.removeprefix('fwwatch.aws.')}: "
+            + ", ".join(f"`{target}`" for target in deferred_imports(name))
+            for name in composed
+            if deferred_imports(name)
+        )
+        service_lines.append(
+            f"- {handler}: `import {service}` {sum(part_ms):.0f} ms (imports under 1 ms both "
+            f"ways left out below: {small:.1f} ms together); imported inside functions, on "
+            f"the first call that needs it: {deferred or 'nothing'}."
+        )
 
     saving_rows: list[list[object]] = []
     per_handler: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
@@ -484,9 +546,19 @@ def main() -> None:
             f"{', '.join(saving.targets)} after {describe_preload(saving.preload)}",
             saving.note,
         ])  # fmt: skip
+        # A saving counts for a handler only while the handler imports its targets at start-up.
+        stale = [
+            handler
+            for handler in saving.handlers
+            if not all(loaded(start_modules[handler], target) for target in saving.targets)
+        ]
+        if saving.counted and stale:
+            log(f"{saving.label}: no longer imported at start-up by {', '.join(stale)}")
+            saving_rows[-1][-1] = f"{saving.note} (not imported at start-up by {', '.join(stale)})"
         if saving.counted:
             for handler in saving.handlers:
-                per_handler[handler].append((saving.label, ms, cold))
+                if handler not in stale:
+                    per_handler[handler].append((saving.label, ms, cold))
 
     summary_rows: list[list[object]] = []
     for handler in HANDLERS:
@@ -520,12 +592,14 @@ def main() -> None:
         "imported but never used:",
         "",
         table(["handler", "forbidden imports", "imported, never used"], check_rows),
-        f"`import fwwatch.aws.services` in a fresh interpreter: {sum(part_ms):.0f} ms. Its "
-        "own imports in its order, each timed after the ones before it (they add up to the "
-        "total: a shared dependency counts where it is first imported), and each alone in a "
-        f"fresh interpreter (under 1 ms both ways left out: {small:.1f} ms together):",
+        "Each handler's service module (the `fwwatch.aws` module its app.py takes its service "
+        "from) imported in a fresh interpreter, and its module-level imports in its order, "
+        "each timed after the ones before it (they add up to the module's total: a shared "
+        "dependency counts where it is first imported), and each alone in a fresh interpreter:",
         "",
-        table(["import", "in order, ms", "alone, ms"], part_rows),
+        *service_lines,
+        "",
+        table(["handler", "import", "in order, ms", "alone, ms"], part_rows),
         "Savings available: each module imported in fresh interpreters (median) after what "
         "the handler needs anyway; B = " + ", ".join(BASE) + ":",
         "",
@@ -538,7 +612,7 @@ def main() -> None:
         table(SUMMARY_HEADER, summary_rows),
         *layer_section(),
         "",
-        "Floor (no handler imports the CLI, the simulator, aiohttp or yaml): "
+        "Floor (no handler imports the CLI, the simulator, aiohttp, yaml or pydantic-settings): "
         f"**{'met' if clean else 'not met'}**.",
     ]
     print("\n".join(out))
