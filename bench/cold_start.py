@@ -63,14 +63,7 @@ UNUSED: dict[str, dict[str, str]] = {
         "imports it for `Settlement.news`, which local mode calls)",
     },
     "differ": {},
-    "slack": {
-        "fwwatch.aws.tuya_access": "calls no Tuya API: imported for `powertools_secret` only",
-        "boto3": "no AWS client (Parameters imports it on the first call anyway)",
-        "boto3.dynamodb": "no DynamoDB",
-        "fwwatch.aws.dynamo": "no DynamoDB",
-        "fwwatch.aws.token_dynamodb": "no Tuya token",
-        "fwwatch.aws.rate_dynamodb": "no Tuya rate",
-    },
+    "slack": {},
 }
 
 # Imported first by every handler, whatever it does: the baseline a saving is measured on.
@@ -108,17 +101,6 @@ class Saving:
 
 
 SAVINGS = (
-    Saving(
-        "tuya_access",
-        "`powertools_secret` not taken from `fwwatch.aws.tuya_access` by the Slack function: "
-        "boto3 (`boto3.dynamodb.types`), `botocore.exceptions` and the DynamoDB token and rate "
-        "stores not imported at start-up",
-        ("slack",),
-        (*BASE, "fwwatch.aws.runtime"),
-        ("fwwatch.aws.tuya_access",),
-        "moved, not saved, for boto3 while the webhook secret is read through Powertools "
-        "Parameters (it imports boto3 on the first call)",
-    ),
     Saving(
         "fwwatch.check",
         "`fwwatch.cycle` importing `fwwatch.check` where it is used (`check_batch`)",

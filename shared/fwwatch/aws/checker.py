@@ -21,9 +21,10 @@ from ..state import ChannelState
 from ..tuya import TuyaFatalError
 from .observability import logger, metrics
 from .queue_sqs import SqsCheckQueue
+from .secrets import SecretReader, powertools_secret
 from .settings import CheckerSettings
 from .store_dynamodb import DynamoStateStore
-from .tuya_access import SecretReader, TuyaAccess, powertools_secret
+from .tuya_access import TuyaAccess
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse

@@ -13,8 +13,9 @@ from ..state import DeviceInfo
 from .observability import logger, metrics
 from .queue_sqs import SqsCheckQueue
 from .runtime import run_async
+from .secrets import SecretReader, powertools_secret
 from .settings import SchedulerSettings
-from .tuya_access import SecretReader, TuyaAccess, powertools_secret
+from .tuya_access import TuyaAccess
 
 __all__ = ["CheckQueue", "SchedulerService"]
 

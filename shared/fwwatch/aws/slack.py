@@ -7,8 +7,8 @@ from typing import Any
 
 from ..messages import SnsDelivery
 from .runtime import run_async
+from .secrets import SecretReader, powertools_secret
 from .settings import SlackSettings
-from .tuya_access import SecretReader, powertools_secret
 
 __all__ = ["SlackService"]
 

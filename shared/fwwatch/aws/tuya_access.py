@@ -3,36 +3,20 @@ rate shared in the control table. Composed into the services that call Tuya."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .observability import logger
 from .rate_dynamodb import DynamoRateMemory
+from .secrets import SecretReader, powertools_secret
 from .settings import TuyaAccessSettings
 from .token_dynamodb import DynamoTokenStore
 
 if TYPE_CHECKING:
     from ..tuya import TuyaClient, TuyaSettings
 
-__all__ = ["SecretReader", "TuyaAccess", "powertools_secret"]
-
-SecretReader = Callable[[str], Any]
-
-
-def powertools_secret(name: str) -> Any:
-    """A secret's value through Powertools Parameters (JSON decoded, cached five minutes)."""
-    from aws_lambda_powertools.utilities import parameters
-
-    value = parameters.get_secret(name, max_age=300)
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+__all__ = ["TuyaAccess"]
 
 
 class TuyaAccess:
