@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import BaseModel, ConfigDict, Field, Json, PlainSerializer
 
 from .events import EventGroup, EventType, FirmwareEvent
 from .state import DeviceInfo
@@ -28,6 +28,11 @@ __all__ = [
     "NewsDevice",
     "NewsMessage",
     "SnsDelivery",
+]
+
+#: A time as ``datetime.isoformat`` writes it (``+00:00``), the bodies' format since the start.
+IsoTime = Annotated[
+    datetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json")
 ]
 
 #: Device IDs per check message at most (SQS's 256 KiB leaves room for many more).
@@ -129,7 +134,7 @@ class NewsDevice(BaseModel):
     current_version: str | None = None
     target_version: str | None = None
     upgrade_status: int = 0
-    occurred_at: datetime | None = None
+    occurred_at: IsoTime | None = None
 
 
 class NewsMessage(BaseModel):
@@ -145,7 +150,7 @@ class NewsMessage(BaseModel):
     version: str
     previous_versions: list[str] = Field(default_factory=list)
     device_count: int
-    occurred_at: datetime
+    occurred_at: IsoTime
     summary: str = ""
     devices: list[NewsDevice]
 

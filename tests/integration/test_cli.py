@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,6 +69,23 @@ def test_check_exits_1_when_a_device_failed_and_reports_it(
     assert printed[1]["device_id"] == bad
     assert set(printed[1]["error"]) == {"code", "msg", "tid"}
     assert printed[1]["error"]["code"] == 2001
+
+
+def test_check_is_not_stopped_by_notifier_settings_it_does_not_use(
+    demo: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # Given e-mail half configured (for `run`; `check` sends nothing)
+    monkeypatch.setenv("SMTP_HOST", "mail.example.com")
+    monkeypatch.delenv("NOTIFY_EMAIL_TO", raising=False)
+    monkeypatch.setenv("FWWATCH_STATE", str(tmp_path / "state.sqlite3"))
+    # When a device is checked
+    status = main(["check", healthy_ids(demo)[0]])
+    # Then it is checked all the same
+    assert status == 0
+    assert "Checked 1 of 1 devices" in capsys.readouterr().out
 
 
 def test_check_table_shows_versions_and_a_summary(

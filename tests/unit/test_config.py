@@ -192,7 +192,7 @@ def test_a_function_reads_its_variables() -> None:
     ("env", "named"),
     [
         ({"CHECKER_MAX_CONCURRENCY": "1"}, "CHECKER_MAX_CONCURRENCY"),
-        ({"TUYA_RETRY_BUDGET_S": "601"}, "TUYA_RETRY_BUDGET_S"),
+        ({"TUYA_RETRY_BUDGET_S": "3601"}, "TUYA_RETRY_BUDGET_S"),
         ({"MAX_ATTEMPTS": "11"}, "MAX_ATTEMPTS"),
         ({"POWERTOOLS_LOG_LEVEL": "LOUD"}, "POWERTOOLS_LOG_LEVEL"),
     ],
@@ -205,7 +205,6 @@ def test_a_function_refuses_values_out_of_bounds(env: dict[str, str], named: str
 @pytest.mark.parametrize(
     ("local", "function"),
     [
-        ((TuyaSettings, "qps"), (TuyaAccessSettings, "tuya_qps")),
         ((TuyaSettings, "retry_attempts"), (TuyaAccessSettings, "tuya_retry_attempts")),
         ((TuyaSettings, "retry_budget_s"), (TuyaAccessSettings, "tuya_retry_budget_s")),
         ((TuyaSettings, "timeout_s"), (TuyaAccessSettings, "tuya_timeout_s")),
@@ -225,6 +224,15 @@ def test_local_mode_and_the_functions_share_their_bounds_and_defaults(
         theirs.default,
         theirs.description,
     )
+
+
+def test_the_functions_rate_is_a_whole_project_rate_the_clients_any_positive_share() -> None:
+    # The template's TuyaQps starts at 1; each checker's client gets its share, maybe less.
+    client = TuyaSettings.model_fields["qps"]
+    project = TuyaAccessSettings.model_fields["tuya_qps"]
+    assert (client.default, client.description) == (project.default, project.description)
+    assert [getattr(m, "gt", None) for m in client.metadata] == [0, None]
+    assert [getattr(m, "ge", None) for m in project.metadata] == [1, None]
 
 
 def test_the_tuya_secret_builds_settings_or_says_what_it_must_hold() -> None:
@@ -259,3 +267,33 @@ def test_every_settings_error_is_a_config_error() -> None:
     assert issubclass(TuyaConfigError, ConfigError)
     for model in SETTINGS_MODELS:
         assert issubclass(model.config_error, ConfigError)
+
+
+@pytest.mark.parametrize(("qps", "instances"), [("1", "2"), ("20", "40")])
+def test_each_checkers_share_of_the_rate_may_be_under_one_request_a_second(
+    qps: str, instances: str
+) -> None:
+    from fwwatch.aws.settings import CheckerSettings
+
+    settings = CheckerSettings.load(
+        {
+            "TUYA_ENDPOINT": "https://openapi.tuyaeu.com",
+            "TUYA_SECRET_NAME": "fwwatch/tuya",
+            "CONTROL_TABLE": "control",
+            "STATE_TABLE": "state",
+            "CHECK_QUEUE_URL": "https://sqs.eu-central-1.amazonaws.com/1/check",
+            "CHECK_DEAD_LETTER_QUEUE_URL": "https://sqs.eu-central-1.amazonaws.com/1/dlq",
+            "TUYA_QPS": qps,
+            "CHECKER_MAX_CONCURRENCY": instances,
+        }
+    )
+    secret = {"access_id": "abcd1234", "access_secret": SECRET}
+    client = settings.client_settings(secret, qps=settings.qps_per_instance)
+    assert client.qps == float(qps) / int(instances) < 1
+
+
+@pytest.mark.parametrize("extra", [{"TUYA_QPS": "0.5"}, {"TUYA_RETRY_BUDGET_S": "1200"}])
+def test_local_tuya_values_accepted_before_still_are(extra: dict[str, str]) -> None:
+    TuyaSettings.load(
+        {"TUYA_ACCESS_ID": "abcd1234", "TUYA_ACCESS_SECRET": SECRET, "TUYA_REGION": "eu", **extra}
+    )

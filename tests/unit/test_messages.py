@@ -83,3 +83,9 @@ def test_what_sns_hands_the_slack_function_is_the_group_the_differ_published() -
     # Then the function reads the same group: every device, status and time
     assert delivered.to_group() == group
     assert delivered.summary.startswith("The update to 2.0 failed on 30 devices")
+
+
+def test_the_news_body_keeps_isoformat_timestamps() -> None:
+    body = render_json(release(devices=1))
+    assert body["occurred_at"] == T0.isoformat()
+    assert body["devices"][0]["occurred_at"] == T0.isoformat()

@@ -18,8 +18,8 @@ from pydantic import Field, field_validator
 from ..tuya import TuyaConfigError, TuyaSettings
 from ..tuya.config import (
     CheckAttempts,
+    ProjectRequestsPerSecond,
     RecheckDelaySeconds,
-    RequestsPerSecond,
     RetryAttempts,
     RetryBudgetSeconds,
     TimeoutSeconds,
@@ -71,7 +71,7 @@ class TuyaAccessSettings(FunctionSettings):
         min_length=1,
         description='Secrets Manager secret holding {"access_id": ..., "access_secret": ...}',
     )
-    tuya_qps: RequestsPerSecond = 20.0
+    tuya_qps: ProjectRequestsPerSecond = 20.0
     tuya_retry_attempts: RetryAttempts = 8
     tuya_retry_budget_s: RetryBudgetSeconds = 30.0
     tuya_timeout_s: TimeoutSeconds = 10.0

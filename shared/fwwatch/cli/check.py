@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..check import CheckResult, check_devices
-from ..local.config import LocalSettings
+from ..local.config import StateSettings
 from ..tuya import TuyaClient, TuyaError, validate_device_id
 from .common import (
     ENVIRONMENT_HELP,
@@ -76,8 +76,9 @@ async def check_command(args: argparse.Namespace, out: TextIO) -> int:
         done += 1
         progress.update(done, len(device_ids))
 
-    # Only the learned rate limit is read from and kept in the state file.
-    memory = open_rate_memory(LocalSettings.load(env).state)
+    # Only the learned rate limit is read from and kept in the state file: the notifiers'
+    # settings are not this command's business.
+    memory = open_rate_memory(StateSettings.load(env).state)
     try:
         async with tuya_client(settings, memory, forget_rate=args.forget_rate) as tuya:
             results = await check_devices(

@@ -26,11 +26,11 @@ from ..tuya.config import CheckAttempts, RecheckDelaySeconds
 from ..tuya.settings import HELP_DEFAULT, EnvSettings, env_prefix, is_loopback_host
 from .store_sqlite import default_state_path
 
-__all__ = ["LocalSettings"]
+__all__ = ["LocalSettings", "StateSettings"]
 
 
-class LocalSettings(EnvSettings):
-    """The local mode's settings: ``LocalSettings.load(environ)``, or a ``ConfigError``."""
+class StateSettings(EnvSettings):
+    """Where the state lives: all that ``fwwatch check`` reads (for the learned rate)."""
 
     model_config = env_prefix("FWWATCH_")
 
@@ -39,6 +39,11 @@ class LocalSettings(EnvSettings):
         description="SQLite state file; --state overrides it",
         json_schema_extra={HELP_DEFAULT: "~/.local/state/fwwatch/state.sqlite3"},
     )
+
+
+class LocalSettings(StateSettings):
+    """The local mode's settings: ``LocalSettings.load(environ)``, or a ``ConfigError``."""
+
     max_attempts: CheckAttempts = 3
     retry_delay_s: RecheckDelaySeconds = 30
     slack_webhook_url: SecretStr | None = Field(

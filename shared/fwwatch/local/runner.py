@@ -110,6 +110,24 @@ class _Run:
     waiting: dict[str, CheckResult] = field(default_factory=dict)
     retry_after_s: float | None = None
 
+    def keep_waiting(self) -> None:
+        """Report and record the devices still waiting (the run was stopped): their last
+        error is kept as their check, their states untouched."""
+        waiting = list(self.waiting.values())
+        self.waiting.clear()
+        self.report.failed += waiting
+        if waiting:
+            self.store.save_batch(
+                states=[],
+                events=[],
+                checks=[
+                    (r.device_id, False, r.error.as_dict() if r.error else None) for r in waiting
+                ],
+                notifiers=[],
+                run_id=self.report.run_id,
+                now=utcnow(),
+            )
+
     async def check(
         self, device_ids: Sequence[str], attempt: int, on_result: Progress | None = None
     ) -> None:
@@ -252,10 +270,14 @@ async def run_cycle(
         lister.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await lister
-    if not report.interrupted:
-        report.interrupted = not await _check_again(run, batch_size, stop)
-    # Devices still waiting for a check (the run was stopped) are reported, not recorded.
-    report.failed += run.waiting.values()
+    try:
+        if not report.interrupted:
+            report.interrupted = not await _check_again(run, batch_size, stop)
+    except TuyaFatalError:
+        # No later check can do better; what this run found and stored still goes out.
+        await deliver_pending(store, notifiers)
+        raise
+    run.keep_waiting()
     report.notifications = await deliver_pending(store, notifiers)
     report.tuya_requests = client.stats.requests - requests_before
     report.duration_s = time.monotonic() - started
@@ -270,11 +292,20 @@ async def _check_again(run: _Run, batch_size: int, stop: asyncio.Event | None) -
         attempt += 1
         delay = run.policy.delay_before(attempt, retry_after_s=run.retry_after_s)
         run.retry_after_s = None
-        logger.info("checking %d devices again in %.0f s", len(run.waiting), delay)
+        # A warning: the progress line is complete, and the run is not done yet.
+        logger.warning(
+            "%d devices could not be checked; checking them again in %.0f s (check %d of %d)",
+            len(run.waiting),
+            delay,
+            attempt,
+            run.policy.max_attempts,
+        )
         if not await _wait(delay, stop):
             return False
         todo = list(run.waiting)
         for start in range(0, len(todo), batch_size):
+            if stop is not None and stop.is_set():
+                return False
             await run.check(todo[start : start + batch_size], attempt)
     return True
 

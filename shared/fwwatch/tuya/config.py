@@ -20,6 +20,7 @@ from .settings import HELP_DEFAULT, ConfigError, EnvSettings, env_prefix, is_loo
 __all__ = [
     "REGIONS",
     "CheckAttempts",
+    "ProjectRequestsPerSecond",
     "RecheckDelaySeconds",
     "RequestsPerSecond",
     "RetryAttempts",
@@ -52,15 +53,15 @@ ASSUMED_LATENCY_S = 0.25
 # The upper bound of the rate is far above any Tuya quota: the client finds the real limit
 # itself (it backs off on 1110 and 429), and runs against the simulator need no ceiling.
 
-RequestsPerSecond = Annotated[
-    float,
-    Field(
-        ge=1,
-        le=100_000,
-        description="ceiling on requests per second; a run starts lower and finds the "
-        "cloud's real limit, kept for the next run",
-    ),
-]
+_RATE_HELP = (
+    "ceiling on requests per second; a run starts lower and finds the cloud's real limit, "
+    "kept for the next run"
+)
+#: The client's rate: any positive number (a checker's share of the project's rate may be
+#: under one request a second).
+RequestsPerSecond = Annotated[float, Field(gt=0, le=100_000, description=_RATE_HELP)]
+#: The project's rate as a template parameter sets it (CloudFormation bounds are inclusive).
+ProjectRequestsPerSecond = Annotated[float, Field(ge=1, le=100_000, description=_RATE_HELP)]
 TimeoutSeconds = Annotated[
     float,
     Field(gt=0, le=120, description="seconds for one whole answer, connect to last byte"),
@@ -71,7 +72,7 @@ RetryAttempts = Annotated[
 ]
 RetryBudgetSeconds = Annotated[
     float,
-    Field(gt=0, le=600, description="seconds per call for its retries: no retry starts past it"),
+    Field(gt=0, le=3600, description="seconds per call for its retries: no retry starts past it"),
 ]
 CheckAttempts = Annotated[
     int,
