@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -32,6 +32,8 @@ class CheckResult:
     device_id: str
     firmware: DeviceFirmware | None = None
     error: TuyaError | None = None
+    #: When the answer arrived: the time of the observation, and of the state it leads to.
+    observed_at: datetime = field(default_factory=utcnow)
 
     @property
     def ok(self) -> bool:
@@ -119,21 +121,26 @@ def changes_of(
     """What check results change: ``(old, new)`` for every state that must be written.
 
     The pairs are what a table's stream delivers, so news is made from them the same way in
-    both modes (:func:`fwwatch.news.news_from_changes`).
+    both modes (:func:`fwwatch.news.news_from_changes`). A result observed before the stored
+    state of its device (an overlapping, slower check) changes nothing: it is stale.
+    ``now`` stands in for the results' own observation times (tests replaying a history).
     """
-    now = now or utcnow()
     by_device: dict[str, list[ChannelState]] = {}
     for state in stored.values():
         by_device.setdefault(state.device_id, []).append(state)
     changes: list[StateChange] = []
     for result in results:
+        observed = now or result.observed_at
+        known = by_device.get(result.device_id, ())
+        if any(state.last_changed > observed for state in known):
+            continue
         candidates = next_states(
             result.device_id,
             firmware=result.firmware,
             error=result.error,
-            stored=by_device.get(result.device_id, ()),
+            stored=known,
             info=(infos or {}).get(result.device_id),
-            now=now,
+            now=observed,
         )
         for new in candidates:
             old = stored.get(new.key)

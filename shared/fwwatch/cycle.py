@@ -170,7 +170,7 @@ async def check_batch(
     results = await check_devices(source, device_ids, concurrency=concurrency, on_result=on_result)
     batch = SettledBatch(attempt=attempt, now=now or utcnow())
     batch.results = [(result, policy.settle(result, attempt)) for result in results]
-    batch.changes = compare_with_store(batch.settled, store, infos=infos, now=batch.now)
+    batch.changes = compare_with_store(batch.settled, store, infos=infos, now=now)
     return batch
 
 
@@ -188,20 +188,22 @@ def compare_with_store(
     Only the others have their channel items read.
     """
     infos = infos or {}
-    now = now or utcnow()
     stored = store.get_items((result.device_id, DEVICE_LEVEL_CHANNEL) for result in results)
     candidates: list[CheckResult] = []
     channel_keys: list[ChannelKey] = []
     for result in results:
         old_item = stored.get((result.device_id, DEVICE_LEVEL_CHANNEL))
+        observed = now or result.observed_at
         if old_item is not None:
+            if old_item.last_changed > observed:
+                continue  # a slower, overlapping check: the store knows better already
             fresh = next_states(
                 result.device_id,
                 firmware=result.firmware,
                 error=result.error,
                 stored=[old_item],
                 info=infos.get(result.device_id),
-                now=now,
+                now=observed,
             )
             if not changed(old_item, fresh[-1]):
                 continue

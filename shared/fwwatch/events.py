@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .state import DEVICE_LEVEL_CHANNEL, ChannelState
+from .state import DEVICE_LEVEL_CHANNEL, ChannelState, order_key
 from .tuya.models import update_on_offer
 
 __all__ = [
@@ -25,11 +25,14 @@ __all__ = [
     "FirmwareEvent",
     "diff",
     "group_events",
+    "release_of",
 ]
 
-#: The same news (same :attr:`FirmwareEvent.dedupe_key`) is not told again within this
-#: window, in either mode: the local outbox forgets older keys, the differ's ledger expires.
-NEWS_DEDUPE_WINDOW = timedelta(days=400)
+#: How long both modes remember news told (its :attr:`FirmwareEvent.dedupe_key`): the local
+#: outbox forgets older keys, the differ's ledger expires them. Keys are per change, so the
+#: window only has to outlast replays of one change: a stream keeps records 24 hours, SQS
+#: messages 14 days.
+NEWS_DEDUPE_WINDOW = timedelta(days=35)
 
 
 class EventType(StrEnum):
@@ -67,8 +70,14 @@ class FirmwareEvent(BaseModel):
 
     @property
     def dedupe_key(self) -> str:
-        """The same news has the same key: ``device#channel#type#version``."""
-        return f"{self.device_id}#{self.channel}#{self.type.value}#{self.version}"
+        """One change of one device channel: ``device#channel#type#from>to@observed``.
+
+        A replay of the same change (a stream batch delivered again, a batch stored again)
+        has the same key and is not told twice; the same versions again later (a re-offer
+        after a rollback) are a new change, and news again.
+        """
+        change = f"{self.previous_version or ''}>{self.version}@{order_key(self.occurred_at)}"
+        return f"{self.device_id}#{self.channel}#{self.type.value}#{change}"
 
     def as_dict(self) -> dict[str, Any]:
         """The event as the run report and the JSON bodies show it."""
@@ -174,16 +183,26 @@ class EventGroup(BaseModel):
         ]
 
 
+ReleaseKey = tuple[str, str, int, str]
+
+
+def release_of(event: FirmwareEvent) -> ReleaseKey:
+    """The release an event belongs to: (type, product, channel, version), one message."""
+    return (event.type.value, event.product_id or "", event.channel, event.version)
+
+
 def group_events(events: Iterable[FirmwareEvent]) -> list[EventGroup]:
-    """Fold events into groups per (type, product, channel, version), devices sorted."""
-    buckets: dict[tuple[str, str, int, str], list[FirmwareEvent]] = {}
+    """Fold events into groups per release, each device channel once (its latest news),
+    devices sorted."""
+    buckets: dict[ReleaseKey, list[FirmwareEvent]] = {}
     for event in events:
-        key = (event.type.value, event.product_id or "", event.channel, event.version)
-        buckets.setdefault(key, []).append(event)
+        buckets.setdefault(release_of(event), []).append(event)
     groups = []
     for (_, _, channel, version), members in sorted(buckets.items()):
-        unique = {event.dedupe_key: event for event in members}
-        ordered = tuple(sorted(unique.values(), key=lambda event: event.device_id))
+        latest: dict[tuple[str, int], FirmwareEvent] = {}
+        for event in sorted(members, key=lambda event: event.occurred_at):
+            latest[(event.device_id, event.channel)] = event
+        ordered = tuple(sorted(latest.values(), key=lambda event: event.device_id))
         first = ordered[0]
         groups.append(
             EventGroup(

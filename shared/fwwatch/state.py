@@ -28,6 +28,7 @@ __all__ = [
     "changed",
     "channels_digest",
     "next_states",
+    "order_key",
     "utcnow",
 ]
 
@@ -38,8 +39,13 @@ ChannelKey = tuple[str, int]
 
 
 def utcnow() -> datetime:
-    """Now, in UTC, to the second (state timestamps need no more)."""
-    return datetime.now(UTC).replace(microsecond=0)
+    """Now, in UTC, to the microsecond: observations of one device are ordered by it."""
+    return datetime.now(UTC)
+
+
+def order_key(moment: datetime) -> int:
+    """A moment as whole microseconds since the epoch: what stores compare to keep order."""
+    return round(moment.timestamp() * 1_000_000)
 
 
 class StoredError(BaseModel):
@@ -98,6 +104,8 @@ class ChannelState(UpgradeStatusFacts, BaseModel):
     upgrade_status: int = 0
     update_available: bool = False
     first_seen: datetime
+    #: When the observation this state comes from was made: a store never replaces a state
+    #: with one observed earlier (see :func:`order_key`).
     last_changed: datetime
     last_error: StoredError | None = None
     digest: str | None = None  # device item only: fingerprint of the channels

@@ -461,7 +461,7 @@ def test_aws_mode_when_dynamodb_throttles(aws: tuple[Any, Pipeline]) -> None:
     sim.cloud.publish_release(PLUG, 0, "1.1.0")
     dynamodb = pipeline.stack.client("dynamodb")
     reads = _failing(dynamodb, "BatchGetItem", "ProvisionedThroughputExceededException", times=2)
-    writes = _failing(dynamodb, "BatchWriteItem", "ThrottlingException", times=2)
+    writes = _failing(dynamodb, "PutItem", "ThrottlingException", times=2)
     told = aws_cycle(pipeline)
     assert (reads, writes) == ([0], [0])
     assert pipeline.dead_letters() == []
@@ -619,6 +619,7 @@ def test_aws_mode_keeps_the_rate_limit_it_learned_for_the_next_containers(
 # ---------------------------------------------------------------------- both modes, one story
 
 Outcomes = dict[str, str]
+Told = tuple[str, str, int]
 
 
 class LocalStory:
@@ -640,6 +641,10 @@ class LocalStory:
 
     def plugs_told(self) -> list[str]:
         return self.recorder.plugs_told()
+
+    def messages(self) -> list[Told]:
+        """Every message the subscriber got so far: (event, version, devices)."""
+        return [(g.type.value, g.version, len(g.events)) for g in self.recorder.groups]
 
 
 class AwsStory:
@@ -675,6 +680,11 @@ class AwsStory:
 
     def plugs_told(self) -> list[str]:
         return plugs_told(self.told)
+
+    def messages(self) -> list[Told]:
+        """Every message the topic's subscriber got so far: (event, version, devices)."""
+        bodies = [json.loads(envelope["Message"]) for envelope in self.told]
+        return [(body["type"], body["version"], len(body["devices"])) for body in bodies]
 
 
 MODES = ("local", "aws")
@@ -782,3 +792,37 @@ def test_the_cycle_settles_devices_by_one_rule_in_both_modes(
         assert requested == len(PLUGS + SENSORS)
     else:
         assert requested == len(PLUGS + SENSORS) + 2
+
+
+@pytest.mark.parametrize("story", MODES, indirect=True)
+def test_every_transition_of_a_rollback_story_is_told_once_in_both_modes(
+    story: Callable[..., tuple[Any, LocalStory | AwsStory]],
+) -> None:
+    # Given the plugs on 1.0.0
+    sim, mode = story()
+    mode.cycle()
+
+    def everywhere(step: Callable[[str], object]) -> Callable[[], None]:
+        return lambda: [step(plug) for plug in PLUGS] and None
+
+    steps: list[tuple[Callable[[], object], Told]] = [
+        (lambda: sim.cloud.publish_release(PLUG, 0, "1.1.0"), ("update_available", "1.1.0", 16)),
+        (everywhere(lambda d: sim.cloud.mark_installed(d, 0)), ("update_installed", "1.1.0", 16)),
+        (lambda: sim.cloud.publish_release(PLUG, 0, "1.2.0"), ("update_available", "1.2.0", 16)),
+        (everywhere(lambda d: sim.cloud.mark_failed(d, 0)), ("update_failed", "1.2.0", 16)),
+        (
+            everywhere(lambda d: sim.cloud.roll_back(d, 0, "1.0.0")),
+            ("update_installed", "1.0.0", 16),
+        ),
+    ]
+    # When 1.1.0 is offered and installed, 1.2.0 offered and failed, all rolled back to 1.0.0,
+    # and the same happens again, a cycle after each step
+    told: list[list[Told]] = []
+    for step, _ in [*steps, *steps[:4]]:
+        before = len(mode.messages())
+        step()
+        mode.cycle()
+        told.append(mode.messages()[before:])
+    # Then every transition was told, once, in the cycle that saw it: the second offer and
+    # install of 1.1.0 and the second offer and failure of 1.2.0 as well
+    assert told == [[expected] for _, expected in [*steps, *steps[:4]]]

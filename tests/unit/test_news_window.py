@@ -25,8 +25,9 @@ def offer(at: datetime) -> FirmwareEvent:
 
 
 def queue(store: SqliteStore, at: datetime) -> int:
+    """The same change (observed at T0) stored again at ``at``, as a replay would."""
     return store.save_batch(
-        states=[], events=[offer(at)], checks=[], notifiers=["console"], run_id="r", now=at
+        states=[], events=[offer(T0)], checks=[], notifiers=["console"], run_id="r", now=at
     )
 
 
@@ -44,7 +45,7 @@ def test_the_outbox_tells_the_same_news_again_only_past_the_window(
         assert queue(store, T0) == 1
         (pending,) = store.pending("console")
         store.mark_delivered("console", [pending.outbox_id], T0)
-        # When the same news comes again later
+        # When the same change is stored again later
         queued = queue(store, T0 + later)
         # Then it is queued again (and pending for the notifier) only past the window
         assert queued == int(queued_again)

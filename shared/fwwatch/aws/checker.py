@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ..cycle import DeviceRetryPolicy, Settlement, StateReader, check_batch
 from ..messages import CheckMessage, DeadLetter
-from ..state import ChannelState
+from ..state import ChannelKey, ChannelState
 from ..tuya import TuyaFatalError
 from .observability import logger, metrics
 from .queue_sqs import SqsCheckQueue
@@ -41,8 +41,8 @@ _BATCH = contextvars.ContextVar[object | None]("fwwatch_batch", default=None)
 class StateTable(StateReader, Protocol):
     """The state store, read by keys and written in batches (DynamoDB)."""
 
-    def put_items(self, states: Sequence[ChannelState]) -> None:
-        """Write these states."""
+    def put_items(self, states: Sequence[ChannelState]) -> list[ChannelKey]:
+        """Write these states, none over a newer one; the keys refused as stale."""
         ...
 
 
@@ -191,8 +191,8 @@ class CheckerService:
             # One clear line (the record fails and comes back; the alarms take it from there).
             logger.error(f"stopped: {exc}", extra={"code": exc.code, "tid": exc.tid})
             raise
-        if batch.states:
-            self.store.put_items(batch.states)
+        if batch.states and (stale := self.store.put_items(batch.states)):
+            logger.info("kept newer states", extra={"stale": len(stale)})
         if retry := batch.retry_ids:
             delay = self.policy.delay_before(message.attempt + 1, retry_after_s=batch.retry_after_s)
             self.queue.send([message.retry(retry)], delay_s=round(delay))

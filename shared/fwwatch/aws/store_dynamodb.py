@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from ..state import ChannelKey, ChannelState
-from .dynamo import batch_get, batch_write, from_dynamo
+from ..state import ChannelKey, ChannelState, order_key
+from .dynamo import batch_get, from_dynamo, to_dynamo
 
 __all__ = ["DynamoStateStore", "StateImageError", "state_from_image"]
 
@@ -18,7 +19,7 @@ class StateImageError(ValueError):
 
 
 class DynamoStateStore:
-    """Reads by exact keys in batches of 100, writes in batches of 25."""
+    """Reads by exact keys in batches of 100; writes each changed item on a condition."""
 
     def __init__(self, client: Any, table: str) -> None:
         self._client = client
@@ -34,8 +35,29 @@ class DynamoStateStore:
         states = (ChannelState.from_item(item) for item in items)
         return {state.key: state for state in states}
 
-    def put_items(self, states: Sequence[ChannelState]) -> None:
-        batch_write(self._client, self.table, (state.to_item() for state in states))
+    def put_items(self, states: Sequence[ChannelState]) -> list[ChannelKey]:
+        """Write states in observation order; returns the keys refused as stale.
+
+        Each item carries ``observed_us`` and is put on condition that the stored one was
+        observed earlier, so a slower, overlapping check never rewrites history (the stream
+        then has no record of it, and no news). Conditions need PutItem, one item a call:
+        only changed states are ever written, so an unchanged fleet still costs nothing.
+        """
+        refused: list[ChannelKey] = []
+        for state in states:
+            observed = order_key(state.last_changed)
+            try:
+                self._client.put_item(
+                    TableName=self.table,
+                    Item=to_dynamo({**state.to_item(), "observed_us": observed}),
+                    ConditionExpression="attribute_not_exists(observed_us) OR observed_us < :t",
+                    ExpressionAttributeValues={":t": {"N": str(observed)}},
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                refused.append(state.key)
+        return refused
 
 
 def state_from_image(image: Mapping[str, Any] | None) -> ChannelState | None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..check import CheckResult, FirmwareSource, Progress
 from ..cycle import DeviceLister, DeviceRetryPolicy, Settlement, StateReader, check_batch, discover
-from ..events import FirmwareEvent, group_events
+from ..events import FirmwareEvent, ReleaseKey, group_events, release_of
 from ..notify import Notifier, NotifyError
 from ..state import ChannelState, DeviceInfo, utcnow
 from ..tuya import TuyaError, TuyaFatalError
@@ -331,9 +331,13 @@ async def deliver_pending(
 async def _deliver(store: RunStore, notifier: Notifier) -> NotifierOutcome:
     outcome = NotifierOutcome()
     pending = store.pending(notifier.name)
-    ids_by_key = {item.event.dedupe_key: item.outbox_id for item in pending}
+    # A message tells a device channel's latest news of its release; older pending news of
+    # the same release and device goes out with it, and is marked with it.
+    ids_by_release: dict[ReleaseKey, list[int]] = {}
+    for item in pending:
+        ids_by_release.setdefault(release_of(item.event), []).append(item.outbox_id)
     for group in group_events(item.event for item in pending):
-        outbox_ids = [ids_by_key[event.dedupe_key] for event in group.events]
+        outbox_ids = ids_by_release[release_of(group.events[0])]
         try:
             await notifier.send(group)
         except NotifyError as exc:

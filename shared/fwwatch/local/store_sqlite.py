@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import NEWS_DEDUPE_WINDOW, FirmwareEvent
-from ..state import ChannelKey, ChannelState
+from ..state import ChannelKey, ChannelState, order_key
 
 __all__ = ["PendingEvent", "SqliteStore", "default_state_path"]
 
@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS channel_state (
     device_id   TEXT NOT NULL,
     channel     INTEGER NOT NULL,
     item        TEXT NOT NULL,
+    observed_us INTEGER,
     PRIMARY KEY (device_id, channel)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS device_check (
@@ -92,6 +93,9 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(channel_state)")}
+        if "observed_us" not in columns:  # a state file from before states were ordered
+            self._db.execute("ALTER TABLE channel_state ADD COLUMN observed_us INTEGER")
 
     def close(self) -> None:
         """Close the database."""
@@ -163,9 +167,11 @@ class SqliteStore:
         stamp = now.isoformat()
         forgotten = (now - NEWS_DEDUPE_WINDOW).isoformat()
         with self.transaction() as db:
-            self._write_states(db, states)
+            refused = self._write_states(db, states)
             queued = 0
             for event in events:
+                if (event.device_id, event.channel) in refused:
+                    continue  # its state lost to a newer one: the news is not true
                 row = db.execute(
                     "INSERT INTO outbox (dedupe_key, event, run_id, created_at) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT(dedupe_key) DO UPDATE SET "
@@ -194,12 +200,27 @@ class SqliteStore:
         return queued
 
     @staticmethod
-    def _write_states(db: sqlite3.Connection, states: Iterable[ChannelState]) -> None:
-        db.executemany(
-            "INSERT INTO channel_state (device_id, channel, item) VALUES (?, ?, ?) "
-            "ON CONFLICT(device_id, channel) DO UPDATE SET item=excluded.item",
-            [(s.device_id, s.channel, json.dumps(s.to_item())) for s in states],
-        )
+    def _write_states(db: sqlite3.Connection, states: Iterable[ChannelState]) -> set[ChannelKey]:
+        """Write states in observation order: one observed before the stored state of its
+        key is refused. Returns the keys refused."""
+        refused: set[ChannelKey] = set()
+        for state in states:
+            written = db.execute(
+                "INSERT INTO channel_state (device_id, channel, item, observed_us) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(device_id, channel) DO UPDATE SET "
+                "item=excluded.item, observed_us=excluded.observed_us "
+                "WHERE channel_state.observed_us IS NULL "
+                "OR channel_state.observed_us < excluded.observed_us",
+                (
+                    state.device_id,
+                    state.channel,
+                    json.dumps(state.to_item()),
+                    order_key(state.last_changed),
+                ),
+            ).rowcount
+            if not written:
+                refused.add(state.key)
+        return refused
 
     # ------------------------------------------------------------------ learned rate
 

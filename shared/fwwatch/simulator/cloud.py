@@ -762,6 +762,19 @@ class SimulatedCloud:
             self._touch(device_id)
         return changed
 
+    def roll_back(self, device_id: str, channel: int, version: str) -> None:
+        """Put a channel back on an older ``version``: no offer, status idle, as after a
+        rollback."""
+        with self._lock:
+            ch = self._device(device_id).find_channel(channel)
+            if ch is None:
+                raise KeyError(f"{device_id} has no channel {channel}")
+            ch.current_version = version
+            ch.target_version = None
+            ch.upgrade_status = 0
+            ch.last_upgrade_time = int(self.now() * 1000)
+            self._touch(device_id)
+
     def set_device_error(self, device_id: str, code: int | None) -> None:
         """Make the firmware endpoints answer Tuya error `code` for this device (None: clear)."""
         with self._lock:
