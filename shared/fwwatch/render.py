@@ -35,6 +35,11 @@ def _product(group: EventGroup) -> str:
     return group.product_name or group.product_id or "unknown product"
 
 
+def _moment(group: EventGroup) -> str:
+    """When the news was seen, to the second, as people read it."""
+    return group.occurred_at.replace(microsecond=0).isoformat()
+
+
 def _devices(count: int) -> str:
     return f"{count} device" if count == 1 else f"{count} devices"
 
@@ -77,7 +82,7 @@ def render_text(group: EventGroup, *, part: tuple[int, int] | None = None) -> st
         lines.append(f"From:      {', '.join(group.previous_versions)}")
     lines.append(f"Version:   {group.version}")
     lines.append(f"Devices:   {group.device_count}")
-    lines.append(f"Seen at:   {group.occurred_at.isoformat()}")
+    lines.append(f"Seen at:   {_moment(group)}")
     if part is not None:
         lines.append(f"Part:      {part[0]} of {part[1]}")
     lines.append("")
@@ -144,7 +149,7 @@ def render_slack(group: EventGroup) -> dict[str, Any]:
             {
                 "type": "context",
                 "elements": [
-                    {"type": "mrkdwn", "text": f"fwwatch · seen {group.occurred_at.isoformat()}"}
+                    {"type": "mrkdwn", "text": f"fwwatch · seen {_moment(group)}"}
                 ],
             },
         ],

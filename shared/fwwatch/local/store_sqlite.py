@@ -165,6 +165,7 @@ class SqliteStore:
         of the same key is news again. Returns how many events were queued.
         """
         stamp = now.isoformat()
+        checked_at = now.replace(microsecond=0).isoformat()  # as `fwwatch status` shows it
         forgotten = (now - NEWS_DEDUPE_WINDOW).isoformat()
         with self.transaction() as db:
             refused = self._write_states(db, states)
@@ -193,7 +194,7 @@ class SqliteStore:
                 "ON CONFLICT(device_id) DO UPDATE SET last_checked=excluded.last_checked, "
                 "ok=excluded.ok, error=excluded.error",
                 [
-                    (device_id, stamp, int(ok), json.dumps(error) if error else None)
+                    (device_id, checked_at, int(ok), json.dumps(error) if error else None)
                     for device_id, ok, error in checks
                 ],
             )
