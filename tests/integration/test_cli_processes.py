@@ -2,7 +2,7 @@
 
 Each test starts ``python -m fwwatch.cli`` in child processes against the simulator, with the
 fake Slack webhook on loopback, which can hold a post open: so a process is caught in the
-middle of its delivery, deterministically, while a second one starts.
+middle of its delivery, deterministically, while a second one starts, or while it is killed.
 """
 
 from __future__ import annotations
@@ -260,3 +260,31 @@ def test_watch_holds_the_lock_only_during_its_cycles(
     assert "0 new events, 0 notifications sent" in out
     assert "fwwatch watch: stopped." in rest
     assert posts_per_product(slack) == dict.fromkeys(news, 1)
+
+
+# ---------------------------------------------------------------------- kill -9
+
+
+def test_a_run_killed_during_delivery_costs_at_most_one_duplicate(
+    news: list[str],
+    slack: FakeSlack,
+    start: Callable[..., subprocess.Popen[str]],
+) -> None:
+    # Given a run that delivered its first message and is in the middle of its second
+    slack.hold_posts = {2}
+    victim = start("run")
+    assert slack.holding.wait(60), "the run never got to its second post"
+    # When it is killed there (SIGKILL: no cleanup of any kind), then the next run goes,
+    # not waiting for any lock the dead one might have left
+    victim.kill()
+    victim.communicate(timeout=30)
+    slack.release()
+    again = start("run", "--json", env={"FWWATCH_LOCK_WAIT_S": "0"})
+    out, err = again.communicate(timeout=60)
+    report = json.loads(out)
+    # Then the message delivered before the kill arrived once, the one cut short twice (it
+    # had reached Slack, its delivery was not recorded), the one never tried once
+    assert victim.returncode == -signal.SIGKILL
+    assert again.returncode == 0, err
+    assert report["notifications"]["slack"] == {"sent": 2, "failed": 0, "error": None}
+    assert posts_per_product(slack) == {news[0]: 1, news[1]: 2, news[2]: 1}
