@@ -286,5 +286,10 @@ def test_a_run_killed_during_delivery_costs_at_most_one_duplicate(
     # had reached Slack, its delivery was not recorded), the one never tried once
     assert victim.returncode == -signal.SIGKILL
     assert again.returncode == 0, err
-    assert report["notifications"]["slack"] == {"sent": 2, "failed": 0, "error": None}
+    assert report["notifications"]["slack"] == {
+        "sent": 2,
+        "failed": 0,
+        "uncertain": 0,
+        "error": None,
+    }
     assert posts_per_product(slack) == {news[0]: 1, news[1]: 2, news[2]: 1}

@@ -51,7 +51,8 @@ RUN_EXIT_HELP = """\
 exit status:
   0  every device answered (offline and other device-level answers count as answered)
   1  some devices could not be checked, the device listing failed, or news could not
-     be delivered (it stays queued for the next run)
+     be delivered (it stays queued for the next run) or may not have arrived (a notifier
+     got no answer twice; it is not sent again)
   2  fatal or configuration error (wrong secret or data centre, lapsed account), or the
      state file in use by another run or watch cycle for longer than FWWATCH_LOCK_WAIT_S"""
 
@@ -262,6 +263,11 @@ def _print_report(report: RunReport, as_json: bool, out: TextIO) -> None:
     for name, outcome in report.notifications.items():
         if outcome.failed:
             out.write(f"  {name}: {outcome.failed} messages not delivered ({outcome.error})\n")
+        if outcome.uncertain:
+            out.write(
+                f"  {name}: {outcome.uncertain} messages may not have arrived, not sent again "
+                f"({outcome.error})\n"
+            )
     out.write(report.summary_line() + "\n")
     out.flush()
 
