@@ -27,5 +27,6 @@ def service() -> SlackService:
 def handler(
     event: dict[str, Any], context: LambdaContext, slack: SlackService | None = None
 ) -> dict[str, int]:
-    """SNS records -> Slack posts (an exception makes SNS retry)."""
+    """SNS records -> Slack posts (an exception makes Lambda invoke again; a post that may
+    have been delivered is logged as an error instead)."""
     return (slack or service()).handle(event)

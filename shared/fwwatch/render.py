@@ -148,9 +148,7 @@ def render_slack(group: EventGroup) -> dict[str, Any]:
             {"type": "section", "text": {"type": "mrkdwn", "text": device_lines[:2900]}},
             {
                 "type": "context",
-                "elements": [
-                    {"type": "mrkdwn", "text": f"fwwatch · seen {_moment(group)}"}
-                ],
+                "elements": [{"type": "mrkdwn", "text": f"fwwatch · seen {_moment(group)}"}],
             },
         ],
     }

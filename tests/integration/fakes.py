@@ -41,23 +41,48 @@ class RecordingNotifier:
 
 
 class FakeSlack:
-    """An incoming webhook: answers from a script (200 once it runs out), records the posts."""
+    """An incoming webhook: answers from a script (200 once it runs out), records the posts.
+
+    A post answered 200 is in ``received`` from the moment it arrives, as a message is in a
+    Slack channel whether or not its answer reaches the sender: ``delays`` (seconds, one per
+    request, in order) make the answers late, ``hold_posts`` (request numbers, from 1) keep
+    them open until :meth:`release`; ``holding`` is set once a held request has arrived.
+    """
 
     def __init__(self) -> None:
         self.script: list[tuple[int, dict[str, str]]] = []
         self.received: list[dict[str, Any]] = []
         self.times: list[float] = []
+        self.delays: list[float] = []
+        self.hold_posts: set[int] = set()
+        self.holding = threading.Event()
+        self._released = threading.Event()
         self.url = ""
 
     async def handle(self, request: web.Request) -> web.Response:
         self.times.append(time.monotonic())
+        number = len(self.times)
         status, headers = self.script.pop(0) if self.script else (200, {})
+        delay = self.delays.pop(0) if self.delays else 0.0
         if status == 200:
             self.received.append(await request.json())
+            if number in self.hold_posts:
+                self.holding.set()
+                await asyncio.get_running_loop().run_in_executor(None, self._released.wait)
+            await asyncio.sleep(delay)
             return web.Response(text="ok")
+        await asyncio.sleep(delay)
         return web.Response(
             status=status, text="rate_limited" if status == 429 else "oops", headers=headers
         )
+
+    def release(self) -> None:
+        """Answer the held requests (and any later one that would be held)."""
+        self._released.set()
+
+    def texts(self) -> list[str]:
+        """The ``text`` of each post received, in order."""
+        return [str(post["text"]) for post in self.received]
 
 
 @contextmanager
@@ -86,6 +111,7 @@ def serving_fake_slack(path: str) -> Iterator[FakeSlack]:
     try:
         yield fake
     finally:
+        fake.release()
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)

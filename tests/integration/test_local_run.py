@@ -11,9 +11,10 @@ import pytest
 from fwwatch.events import EventType
 from fwwatch.local.runner import RunReport, run_cycle
 from fwwatch.local.store_sqlite import SqliteStore
+from fwwatch.notify import SlackNotifier
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice, generate_fleet
 from fwwatch.tuya import RetryPolicy, TuyaClient, TuyaFatalError, TuyaSettings
-from tests.integration.fakes import RecordingNotifier
+from tests.integration.fakes import RecordingNotifier, serving_fake_slack
 
 pytestmark = pytest.mark.integration
 
@@ -169,6 +170,35 @@ async def test_a_failing_notifier_keeps_its_news_and_does_not_block_the_others(
     assert retry.notifications["flaky"].sent == 1
     assert len(steady.groups) == 1
     assert flaky.delivered() == steady.delivered()
+
+
+async def test_a_message_slack_never_answered_is_reported_and_not_posted_by_the_next_cycle(
+    sim: Any, tmp_path: Path
+) -> None:
+    with serving_fake_slack("/services/T000/B000/slowsecret") as slack:
+        # Given a webhook that posts each message but always answers after the timeouts
+        slack.delays = [1.0] * 10
+        notifier = SlackNotifier(slack.url, timeout_s=0.1, retry_timeout_s=0.3, max_wait_s=0.05)
+        with SqliteStore(tmp_path / "state.sqlite3") as store:
+            await cycle(sim, store, notifier)
+            sim.cloud.publish_release(PLUG, 0, "1.1.0")
+            # When a cycle delivers the release's news, and the next cycle comes
+            report = await cycle(sim, store, notifier)
+            again = await cycle(sim, store, notifier)
+    # Then the subscriber received it twice (the post and its one retry), not once a cycle
+    assert len(slack.received) == 2
+    # And the report says it may not have arrived, as the run's outcome (exit 1)
+    assert report.as_dict()["notifications"]["slack"] == {
+        "sent": 0,
+        "failed": 0,
+        "uncertain": 1,
+        "error": report.notifications["slack"].error,
+    }
+    assert "may not have arrived" in str(report.notifications["slack"].error)
+    assert "1 notification may not have arrived" in report.summary_line()
+    assert not report.ok
+    assert (again.notifications["slack"].sent, again.notifications["slack"].uncertain) == (0, 0)
+    assert again.ok
 
 
 async def test_device_errors_are_reported_and_do_not_stop_the_run(sim: Any, tmp_path: Path) -> None:

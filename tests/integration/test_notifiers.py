@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import sqlite3
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from fwwatch.events import EventGroup, EventType, FirmwareEvent, group_events
 from fwwatch.local.runner import deliver_pending
 from fwwatch.local.store_sqlite import SqliteStore
 from fwwatch.notify import (
+    DeliveryUncertainError,
     EmailNotifier,
     JsonLinesNotifier,
     NotifyError,
@@ -80,7 +83,53 @@ async def test_slack_5xx_is_retried_a_bounded_number_of_times(slack: FakeSlack) 
     with pytest.raises(NotifyError, match="gave up after 2 attempts") as caught:
         await SlackNotifier(slack.url, max_attempts=2, max_wait_s=0.05).send(a_group())
     assert "secretpart" not in str(caught.value)
+    assert type(caught.value) is NotifyError  # surely not posted: tried again next cycle
     assert slack.received == []
+
+
+def slow_slack_notifier(slack: FakeSlack, **kwargs: Any) -> SlackNotifier:
+    """A notifier whose timeouts are short (0.1 s, then 0.3 s for the retry of a post that
+    may have arrived): a fake answering after 1 s is, to it, a webhook answering too late."""
+    options: dict[str, Any] = {"timeout_s": 0.1, "retry_timeout_s": 0.3, "max_wait_s": 0.05}
+    return SlackNotifier(slack.url, **{**options, **kwargs})
+
+
+async def test_a_post_answered_too_late_twice_is_not_posted_a_third_time(
+    slack: FakeSlack,
+) -> None:
+    # Given a webhook that posts each message but answers after the notifier's timeouts
+    slack.delays = [1.0] * 4
+    # When a message is sent
+    with pytest.raises(DeliveryUncertainError) as caught:
+        await slow_slack_notifier(slack).send(a_group())
+    # Then it was tried once more only (of 4 attempts), and the error says it may have arrived
+    assert len(slack.received) == 2
+    assert "for the second time: the message may not have arrived" in str(caught.value)
+    assert "secretpart" not in str(caught.value)
+
+
+async def test_a_post_answered_too_late_once_is_retried_with_the_longer_timeout(
+    slack: FakeSlack,
+) -> None:
+    # Given a webhook slow to answer the first post (1 s), in time for the retry's 10 s
+    slack.delays = [1.0]
+    # When a message is sent, then it is delivered: the one duplicate the rule allows
+    await slow_slack_notifier(slack, retry_timeout_s=10).send(a_group())
+    assert len(slack.received) == 2
+
+
+async def test_5xx_after_a_post_answered_too_late_keep_their_retries_then_are_uncertain(
+    slack: FakeSlack,
+) -> None:
+    # Given a first post answered too late, then 503s (which post nothing)
+    slack.delays = [1.0]
+    slack.script = [(200, {}), (503, {}), (503, {}), (503, {})]
+    # When a message is sent
+    with pytest.raises(DeliveryUncertainError, match="gave up after 4 attempts"):
+        await slow_slack_notifier(slack).send(a_group())
+    # Then the 503s were retried as before, and the message counts as maybe delivered,
+    # for the first post may have arrived
+    assert (len(slack.times), len(slack.received)) == (4, 1)
 
 
 async def test_slack_refusing_the_payload_is_not_retried(slack: FakeSlack) -> None:
@@ -216,6 +265,36 @@ async def test_news_refused_by_slack_429_is_delivered_next_cycle(
     # Then the news arrives once
     assert (first["slack"].failed, second["slack"].sent, third["slack"].sent) == (1, 1, 0)
     assert len(slack.received) == 1
+
+
+async def test_news_whose_post_went_unanswered_twice_is_not_posted_by_later_cycles(
+    slack: FakeSlack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given queued news, and a webhook that posts everything but answers too late
+    slack.delays = [1.0] * 10
+    notifier = slow_slack_notifier(slack)
+    with SqliteStore(tmp_path / "s.sqlite3") as store:
+        queue_news(store, a_group(4), "slack")
+        # When a cycle delivers it, and two more cycles come
+        with caplog.at_level(logging.WARNING, logger="fwwatch.local"):
+            first = await deliver_pending(store, [notifier])
+        later = [await deliver_pending(store, [notifier]) for _ in range(2)]
+    # Then the subscriber got it twice at most, and the later cycles did not post it again
+    assert len(slack.received) == 2
+    assert (first["slack"].uncertain, first["slack"].sent, first["slack"].failed) == (1, 0, 0)
+    assert [(c["slack"].sent, c["slack"].failed, c["slack"].uncertain) for c in later] == [
+        (0, 0, 0),
+        (0, 0, 0),
+    ]
+    # And the delivery rows say so; a warning said the message may not have arrived
+    with sqlite3.connect(tmp_path / "s.sqlite3") as db:
+        rows = db.execute("SELECT delivered_at, attempts, last_error FROM delivery").fetchall()
+    assert len(rows) == 4
+    assert all(at is not None and attempts == 1 for at, attempts, _ in rows)
+    assert all(error.startswith("uncertain: Slack did not answer within") for *_, error in rows)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("slack: the message may not have arrived, and is not sent again")
+    assert "secretpart" not in warning
 
 
 async def test_news_not_sent_while_smtp_is_down_goes_out_when_it_is_back(

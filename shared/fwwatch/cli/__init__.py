@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..local.lock import StateLockError
 from ..tuya import ConfigError, InvalidDeviceIdError, TuyaError, TuyaFatalError
 from . import check, local, simulate, status
 from .common import ENVIRONMENT_HELP, EXIT_DEVICES_FAILED, EXIT_USAGE, Command, UsageError
@@ -59,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except TuyaFatalError as exc:
         print(f"fwwatch: stopped: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StateLockError as exc:
+        # Another run or watch cycle on the same state (or a lock that cannot work there).
+        print(f"fwwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except TuyaError as exc:
         # Transient trouble that outlasted the retries, where no per-device report exists

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from ..cycle import DeviceRetryPolicy
 from ..local.config import LocalSettings
+from ..local.lock import holding_state
 from ..local.runner import RunReport, run_cycle
 from ..local.store_sqlite import SqliteStore
 from ..tuya import (
@@ -50,8 +51,10 @@ RUN_EXIT_HELP = """\
 exit status:
   0  every device answered (offline and other device-level answers count as answered)
   1  some devices could not be checked, the device listing failed, or news could not
-     be delivered (it stays queued for the next run)
-  2  fatal or configuration error (wrong secret or data centre, lapsed account)"""
+     be delivered (it stays queued for the next run) or may not have arrived (a notifier
+     got no answer twice; it is not sent again)
+  2  fatal or configuration error (wrong secret or data centre, lapsed account), or the
+     state file in use by another run or watch cycle for longer than FWWATCH_LOCK_WAIT_S"""
 
 WATCH_EXIT_HELP = """\
 exit status (when it stops): that of its last cycle, as for `run` (0 or 1); 2 when a
@@ -70,7 +73,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "nothing: the next one completes it without sending anything twice. When Tuya "
         "misbehaves the run still ends with a report: devices it could not check are listed "
         "as not checked, with the cause; if the listing fails, the devices known from earlier "
-        "runs are checked.",
+        "runs are checked. One run or watch cycle at a time uses a state file: another waits "
+        "for it up to FWWATCH_LOCK_WAIT_S, then exits 2 naming it.",
         epilog=RUN_EXIT_HELP + "\n\n" + ENVIRONMENT_HELP + "\n" + LOCAL_HELP,
         formatter_class=raw,
     )
@@ -85,7 +89,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "state file locked) is logged in one line with the time of the next one, and the "
         "watch goes on; it stops only on a fatal configuration error (exit 2) or a signal. "
         "SIGINT or SIGTERM stops it cleanly: a cycle under way finishes the batch it is on, "
-        "and the state stays consistent.",
+        "and the state stays consistent. Each cycle holds the state file's lock (see run); "
+        "between cycles, `status` and a one-off `run` can use the state.",
         epilog=WATCH_EXIT_HELP + "\n\n" + ENVIRONMENT_HELP + "\n" + LOCAL_HELP,
         formatter_class=raw,
     )
@@ -222,21 +227,23 @@ async def _one_cycle(
     progress = Progress()
     forget_rate = args.forget_rate
     args.forget_rate = False  # once, not on every cycle of `watch`
-    with SqliteStore(local.state) as store:
-        async with tuya_client(settings, store, forget_rate=forget_rate) as tuya:
-            report = await run_cycle(
-                tuya,
-                store,
-                notifiers,
-                device_ids=device_ids,
-                notify_first_seen=args.notify_first_seen,
-                concurrency=args.concurrency or tuya.connections,
-                retry=DeviceRetryPolicy(
-                    max_attempts=local.max_attempts, delay_s=local.retry_delay_s
-                ),
-                on_progress=progress.update,
-                stop=stop,
-            )
+    # One process per state file: two delivering from one outbox would post twice.
+    async with holding_state(local.state, wait_s=local.lock_wait_s, command=args.command):
+        with SqliteStore(local.state) as store:
+            async with tuya_client(settings, store, forget_rate=forget_rate) as tuya:
+                report = await run_cycle(
+                    tuya,
+                    store,
+                    notifiers,
+                    device_ids=device_ids,
+                    notify_first_seen=args.notify_first_seen,
+                    concurrency=args.concurrency or tuya.connections,
+                    retry=DeviceRetryPolicy(
+                        max_attempts=local.max_attempts, delay_s=local.retry_delay_s
+                    ),
+                    on_progress=progress.update,
+                    stop=stop,
+                )
     progress.done()
     return report
 
@@ -256,6 +263,11 @@ def _print_report(report: RunReport, as_json: bool, out: TextIO) -> None:
     for name, outcome in report.notifications.items():
         if outcome.failed:
             out.write(f"  {name}: {outcome.failed} messages not delivered ({outcome.error})\n")
+        if outcome.uncertain:
+            out.write(
+                f"  {name}: {outcome.uncertain} messages may not have arrived, not sent again "
+                f"({outcome.error})\n"
+            )
     out.write(report.summary_line() + "\n")
     out.flush()
 

@@ -46,6 +46,13 @@ class LocalSettings(StateSettings):
 
     max_attempts: CheckAttempts = 3
     retry_delay_s: RecheckDelaySeconds = 30
+    lock_wait_s: float = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="seconds a run or a watch cycle waits for another fwwatch process using "
+        "the same state file, then gives up with exit 2 naming it; 0 does not wait",
+    )
     slack_webhook_url: SecretStr | None = Field(
         default=None,
         validation_alias="SLACK_WEBHOOK_URL",

@@ -17,6 +17,8 @@ class NotifierOutcome:
 
     sent: int = 0
     failed: int = 0
+    #: Messages that may or may not have arrived (never sent again).
+    uncertain: int = 0
     error: str | None = None
 
 
@@ -47,18 +49,24 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """Every device answered (offline counts), the listing worked, news went out."""
+        """Every device answered (offline counts), the listing worked, news surely went out."""
         return (
             not self.not_checked
             and self.listing_error is None
             and not self.interrupted
             and self.notification_failures == 0
+            and self.notifications_uncertain == 0
         )
 
     @property
     def notification_failures(self) -> int:
         """Messages that could not be delivered (they stay queued)."""
         return sum(outcome.failed for outcome in self.notifications.values())
+
+    @property
+    def notifications_uncertain(self) -> int:
+        """Messages that may not have arrived (the notifier got no answer; not sent again)."""
+        return sum(outcome.uncertain for outcome in self.notifications.values())
 
     def as_dict(self) -> dict[str, Any]:
         """The run report as ``fwwatch run --json`` prints it."""
@@ -96,7 +104,12 @@ class RunReport:
                 for event in self.events
             ],
             "notifications": {
-                name: {"sent": outcome.sent, "failed": outcome.failed, "error": outcome.error}
+                name: {
+                    "sent": outcome.sent,
+                    "failed": outcome.failed,
+                    "uncertain": outcome.uncertain,
+                    "error": outcome.error,
+                }
                 for name, outcome in self.notifications.items()
             },
             "duration_s": round(self.duration_s, 3),
@@ -116,6 +129,10 @@ class RunReport:
         ]
         if self.notification_failures:
             parts.append(f"{self.notification_failures} notifications queued for retry")
+        if self.notifications_uncertain:
+            parts.append(
+                _count(self.notifications_uncertain, "notification") + " may not have arrived"
+            )
         if self.listing_error is not None:
             parts.append("device listing failed")
         if self.interrupted:

@@ -5,7 +5,9 @@ the other one). Devices are checked in batches; each batch's changed states and 
 they make are stored in one SQLite transaction (the outbox). Devices that failed transiently
 are checked again in-process, after the policy's wait. Notifiers then deliver whatever is
 pending, including news a crashed or interrupted run stored but never sent. A notifier that
-fails keeps its news pending for the next cycle and never blocks the others.
+fails keeps its news pending for the next cycle and never blocks the others; one that cannot
+tell whether a message arrived (:class:`~fwwatch.notify.DeliveryUncertainError`) has it
+recorded as delivered-uncertain, reported and never sent again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..check import CheckResult, FirmwareSource, Progress
 from ..cycle import DeviceLister, DeviceRetryPolicy, Settlement, StateReader, check_batch, discover
 from ..events import FirmwareEvent, ReleaseKey, group_events, release_of
-from ..notify import Notifier, NotifyError
+from ..notify import DeliveryUncertainError, Notifier, NotifyError
 from ..state import ChannelState, DeviceInfo, utcnow
 from ..tuya import TuyaError, TuyaFatalError
 from .report import NotifierOutcome, RunReport
@@ -83,6 +85,12 @@ class RunStore(StateReader, Protocol):
 
     def mark_failed(self, notifier: str, outbox_ids: Iterable[int], error: str) -> None:
         """Record a failed delivery (the news stays pending)."""
+        ...
+
+    def mark_uncertain(
+        self, notifier: str, outbox_ids: Iterable[int], error: str, now: datetime
+    ) -> None:
+        """Record a delivery that may or may not have arrived (never sent again)."""
         ...
 
     def start_run(self, run_id: str, now: datetime) -> None:
@@ -340,6 +348,18 @@ async def _deliver(store: RunStore, notifier: Notifier) -> NotifierOutcome:
         outbox_ids = ids_by_release[release_of(group.events[0])]
         try:
             await notifier.send(group)
+        except DeliveryUncertainError as exc:
+            # Sending it again could post it once more (or again and again, each time the
+            # webhook is slow): kept as delivered, with the doubt said in the report.
+            outcome.uncertain += 1
+            outcome.error = str(exc)
+            store.mark_uncertain(notifier.name, outbox_ids, str(exc), utcnow())
+            logger.warning(
+                "%s: the message may not have arrived, and is not sent again: %s",
+                notifier.name,
+                exc,
+            )
+            continue
         except NotifyError as exc:
             outcome.failed += 1
             outcome.error = str(exc)

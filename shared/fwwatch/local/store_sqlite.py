@@ -283,6 +283,25 @@ class SqliteStore:
                 [(stamp, outbox_id, notifier) for outbox_id in outbox_ids],
             )
 
+    def mark_uncertain(
+        self, notifier: str, outbox_ids: Iterable[int], error: str, now: datetime
+    ) -> None:
+        """Record a delivery that may or may not have arrived: never sent again.
+
+        The row counts as delivered (``delivered_at`` set) and keeps why it is uncertain in
+        ``last_error``; a delivered row with an error is one whose arrival is not known.
+        """
+        stamp = now.isoformat()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE delivery SET delivered_at=?, attempts=attempts+1, last_error=? "
+                "WHERE outbox_id=? AND notifier=?",
+                [
+                    (stamp, f"uncertain: {error}"[:500], outbox_id, notifier)
+                    for outbox_id in outbox_ids
+                ],
+            )
+
     def mark_failed(self, notifier: str, outbox_ids: Iterable[int], error: str) -> None:
         """Record a failed attempt; the events stay pending for the next cycle."""
         with self.transaction() as db:

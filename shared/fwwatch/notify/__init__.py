@@ -4,7 +4,7 @@ These are :class:`Notifier` s. The cloud publishes through another port, a
 :class:`fwwatch.news.Publisher` (SNS); :mod:`fwwatch.news` says why the two differ.
 """
 
-from .base import Notifier, NotifyError
+from .base import DeliveryUncertainError, Notifier, NotifyError
 from .console import ConsoleNotifier
 from .email import EmailNotifier, SmtpSettings
 from .jsonl import JsonLinesNotifier
@@ -12,6 +12,7 @@ from .slack import SlackNotifier
 
 __all__ = [
     "ConsoleNotifier",
+    "DeliveryUncertainError",
     "EmailNotifier",
     "JsonLinesNotifier",
     "Notifier",

@@ -6,11 +6,20 @@ from typing import Protocol
 
 from ..events import EventGroup
 
-__all__ = ["Notifier", "NotifyError"]
+__all__ = ["DeliveryUncertainError", "Notifier", "NotifyError"]
 
 
 class NotifyError(Exception):
     """A notification could not be delivered; the news stays queued for the next try."""
+
+
+class DeliveryUncertainError(NotifyError):
+    """A notification may or may not have been delivered: sending it again could repeat it.
+
+    Raised when a request that may have reached the service went unanswered (a timeout
+    while waiting for the answer) and trying once more did not settle it. The caller keeps
+    the news as delivered-uncertain and does not send it again.
+    """
 
 
 class Notifier(Protocol):
