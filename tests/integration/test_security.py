@@ -631,7 +631,12 @@ def aws_scenario() -> AwsScenario:
         tap = TokenTap(sim, env)
         contexts.enter_context(mock_aws())
         stack = provision_stack(
-            parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 2, "LogLevel": "DEBUG"},
+            parameters={
+                "TuyaEndpoint": sim.url,
+                "DevicesPerMessage": 2,
+                "LogLevel": "DEBUG",
+                "DigestDelaySeconds": 0,
+            },
             tuya_secret={"access_id": ACCESS_ID, "access_secret": SECRET},
             slack_webhook_url=f"https://hooks.slack.com{SLACK_PATH}",
         )
@@ -670,6 +675,7 @@ def run_aws_scenario(
         answers.append(p.schedule())
         answers.extend(p.run_checkers())
         answers.extend(p.run_differ())
+        answers.extend(p.run_digest())
         envelopes.extend(p.notifications())
 
     cycle(pipeline)
