@@ -134,7 +134,9 @@ class DigestRequest(BaseModel):
     """Publish what a run's news holds that was not published yet (the digest queue).
 
     ``not_before`` (Unix time) is when it is due: SQS holds a message back 15 minutes at
-    most, so a request that arrives earlier is sent on again by the digest.
+    most, so a request that arrives earlier is sent on again by the digest. ``news_seq``,
+    for a follow-up, is the run's count of news writes when it was asked for: a digest that
+    started after that count covered it, and the request is dropped.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -142,6 +144,7 @@ class DigestRequest(BaseModel):
     run_id: RunId
     reason: DigestReason
     not_before: int = Field(default=0, ge=0)
+    news_seq: int = Field(default=0, ge=0)
 
 
 class ErrorFacts(BaseModel):

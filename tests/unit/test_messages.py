@@ -75,7 +75,7 @@ def test_a_run_is_planned_as_numbered_parts_that_retries_keep() -> None:
 
 def test_a_digest_request_reads_back_as_sent() -> None:
     request = DigestRequest(run_id="2026-11-25T06:00:00Z", reason=DigestReason.DEADLINE)
-    request = request.model_copy(update={"not_before": 1_800_000_000})
+    request = request.model_copy(update={"not_before": 1_800_000_000, "news_seq": 7})
     assert DigestRequest.model_validate_json(request.model_dump_json()) == request
 
 

@@ -11,6 +11,8 @@ run's progress is; from it the differ asks for the digest the run still needs:
   never completes (a message dead-lettered) is digested all the same;
 - when the run was digested already, a follow-up ``DIGEST_DELAY_S`` later (late news: a
   lagging stream, a device settled after the digest), which publishes only what is new.
+  Each batch of late news asks; the first digest to start covers every request asked
+  before it, and the others are dropped unread (``news_seq``).
 """
 
 from __future__ import annotations
@@ -118,7 +120,14 @@ class DifferService:
             )
         if progress.digest_started_at is not None:
             due = now + self.settings.digest_delay_s
-            requests.append(DigestRequest(run_id=run_id, reason=DigestReason.LATE, not_before=due))
+            requests.append(
+                DigestRequest(
+                    run_id=run_id,
+                    reason=DigestReason.LATE,
+                    not_before=due,
+                    news_seq=progress.news_seq,
+                )
+            )
         if requests:
             self.digests.send(requests)
         if deadline_wanted:

@@ -2,9 +2,9 @@
 
 Each SQS record is a :class:`~fwwatch.messages.DigestRequest`. One that arrives before it is
 due (SQS holds a message back 15 minutes at most) is sent on again, unless it is a deadline
-and the run was digested meanwhile. A due one takes the run's lease (one digest of a run at
-a time; the first also marks the run digested, so that news recorded after it asks for a
-follow-up), then:
+and the run was digested meanwhile; a follow-up that a later digest covered is dropped. A
+due one takes the run's lease (one digest of a run at a time; the first also marks the run
+digested, so that news recorded after it asks for a follow-up), then:
 
 1. reads the run's news, drops what the news ledger says was told already (in this run or
    an earlier one), and groups the rest per release (:func:`~fwwatch.events.group_events`);
@@ -143,6 +143,8 @@ class DigestService:
                 return {"outcome": "digested already"}
             self.queue.send([request])
             return {"outcome": "not due yet"}
+        if request.news_seq and self.runs.progress(request.run_id).digested_seq >= request.news_seq:
+            return {"outcome": "covered by a later digest"}
         owner = uuid.uuid4().hex
         try:
             self.runs.take_lease(request.run_id, owner, DIGEST_LEASE_S)
@@ -151,6 +153,7 @@ class DigestService:
                 run_id=request.run_id,
                 reason=DigestReason.BUSY,
                 not_before=int((held.until or now) + 1),
+                news_seq=request.news_seq,
             )
             self.queue.send([again])
             logger.info("another digest of the run is under way: asked again after it")

@@ -8,7 +8,9 @@ One partition per run (``run_id``), three kinds of items (``sk``), all expiring 
   channel state for the run (``has_changes``: the digest is wanted at completion); when the
   differ first recorded news (``news_at``) and whether the deadline digest was asked for;
   the digest's lease and when it first ran (``digest_started_at``: news recorded after that
-  is late, and asks for a follow-up).
+  is late, and asks for a follow-up). ``news_seq`` counts the differ's news writes and
+  ``digested_seq`` is its value when the latest digest started: a follow-up asked for at
+  a count the latest digest had reached is covered already.
 - ``news#<release>#<device>#<channel>#<news>``, one piece of news of the run, written by the
   differ (a replayed stream batch writes the same item again). ``<release>`` is the
   (event, product, channel, version) of :func:`~fwwatch.events.group_events`.
@@ -77,6 +79,8 @@ class RunProgress:
     deadline_sent: bool = False
     digest_started_at: int | None = None
     lease_until: int | None = None
+    news_seq: int = 0
+    digested_seq: int = 0
 
     @property
     def complete(self) -> bool:
@@ -107,6 +111,8 @@ class RunProgress:
             deadline_sent=bool(item.get("deadline_sent")),
             digest_started_at=number("digest_started_at"),
             lease_until=number("lease_until"),
+            news_seq=number("news_seq") or 0,
+            digested_seq=number("digested_seq") or 0,
         )
 
 
@@ -272,11 +278,12 @@ class DynamoRunTable:
         )
 
     def note_news(self, run_id: str) -> RunProgress:
-        """Record that the run has news (the first time is kept): its progress, after."""
+        """Record that the run has news (the first time is kept, and the writes counted),
+        after the news itself was written: the run's progress, after."""
         item = self._update(
             run_id,
-            "SET news_at = if_not_exists(news_at, :now)",
-            {":now": self._now()},
+            "SET news_at = if_not_exists(news_at, :now) ADD news_seq :one",
+            {":now": self._now(), ":one": 1},
             returns="ALL_NEW",
         )
         return RunProgress.from_item(run_id, item)
@@ -303,8 +310,9 @@ class DynamoRunTable:
             item = self._update(
                 run_id,
                 "SET lease_owner = :me, lease_until = :until, "
-                "digest_started_at = if_not_exists(digest_started_at, :now)",
-                {":me": owner, ":until": now + lease_s, ":now": now},
+                "digest_started_at = if_not_exists(digest_started_at, :now), "
+                "digested_seq = if_not_exists(news_seq, :zero)",
+                {":me": owner, ":until": now + lease_s, ":now": now, ":zero": 0},
                 condition="attribute_not_exists(lease_until) OR lease_until < :now",
                 returns="ALL_NEW",
             )
