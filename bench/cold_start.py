@@ -40,7 +40,7 @@ from pathlib import Path
 
 from _common import REPO, machine, table
 
-HANDLERS = ("scheduler", "checker", "differ", "slack")
+HANDLERS = ("scheduler", "checker", "differ", "digest", "slack")
 LAYER = REPO / ".aws-sam" / "build" / "SharedLayer"
 SHARED = REPO / "shared"
 
@@ -63,6 +63,7 @@ UNUSED: dict[str, dict[str, str]] = {
         "imports it for `Settlement.news`, which local mode calls)",
     },
     "differ": {},
+    "digest": {},
     "slack": {},
 }
 
