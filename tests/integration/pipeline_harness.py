@@ -107,7 +107,7 @@ class Pipeline:
             sqs=sqs,
             dynamodb=dynamodb,
         )
-        self.runs = 0
+        self._scheduled = 0
         # As in a Lambda container: one event loop kept from one invocation to the next.
         self.loop = asyncio.new_event_loop()
         _LIVE.add(self)
@@ -157,8 +157,8 @@ class Pipeline:
         call a day after the last), or ``run_id`` (a retry of the same invocation)."""
         event = json.loads((REPO / "events" / "scheduler.json").read_text())
         if run_id is None:
-            run_id = (FIRST_RUN + timedelta(days=self.runs)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            self.runs += 1
+            run_id = (FIRST_RUN + timedelta(days=self._scheduled)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._scheduled += 1
         event["run_id"] = run_id
         return self._invoke("scheduler", event, scheduler=self.scheduler)  # type: ignore[no-any-return]
 

@@ -616,6 +616,7 @@ class AwsScenario:
     dead_letters: str
     state_items: str
     control_items: str
+    run_items: str
     secrets: dict[str, str]
     slack_calls: int
     fatal: str
@@ -708,6 +709,7 @@ def run_aws_scenario(
     dynamodb = stack.client("dynamodb")
     state = dynamodb.scan(TableName=stack.table_name("StateTable"))["Items"]
     control = dynamodb.scan(TableName=stack.table_name("ControlTable"))["Items"]
+    runs = dynamodb.scan(TableName=stack.table_name("RunTable"))["Items"]
     # The shared token item necessarily holds the access token: that is the token's storage
     # (encrypted with the stack's KMS key), not a log or a message, so it is left out.
     control_without_token = [item for item in control if item["pk"]["S"] != "tuya-token"]
@@ -722,6 +724,7 @@ def run_aws_scenario(
         dead_letters=json.dumps(broken.dead_letters()),
         state_items=json.dumps(state),
         control_items=json.dumps(control_without_token),
+        run_items=json.dumps(runs),
         secrets=secrets_with(tap.tokens()),
         slack_calls=len(slack_calls),
         fatal=full_text(stopped.value),
@@ -741,6 +744,7 @@ def test_the_aws_scenario_really_handles_every_secret(aws_scenario: AwsScenario)
     assert "sign invalid" in s.fatal
     assert "batchItemFailures" in s.answers
     assert "Firmware 1.1.0 is available" in s.notifications
+    assert '"news#' in s.run_items  # the run's news was kept there before its digest
 
 
 @pytest.mark.parametrize(
@@ -757,6 +761,7 @@ def test_the_aws_scenario_really_handles_every_secret(aws_scenario: AwsScenario)
         "dead_letters",
         "state_items",
         "control_items",
+        "run_items",
         "fatal",
     ],
 )
