@@ -197,3 +197,12 @@ def test_a_run_digest_message_reads_back_and_lists_every_release() -> None:
     assert RunDigestMessage.model_validate(body) == digest
     assert arguments["Subject"] == "fwwatch: 2 releases, 6 devices - run run7"
     assert arguments["MessageAttributes"]["kind"]["StringValue"] == "run"
+
+
+def test_the_digest_sample_event_carries_a_digest_request() -> None:
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "events" / "digest.json"
+    (record,) = json.loads(sample.read_text())["Records"]
+    request = DigestRequest.model_validate_json(record["body"])
+    assert request.reason is DigestReason.COMPLETE
