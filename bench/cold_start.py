@@ -210,6 +210,8 @@ def lambda_env(handler: str) -> dict[str, str]:
         CHECK_DEAD_LETTER_QUEUE_URL="https://sqs.eu-central-1.amazonaws.com/123456789012/dlq",
         CONTROL_TABLE="fwwatch-control",
         STATE_TABLE="fwwatch-state",
+        RUN_TABLE="fwwatch-runs",
+        DIGEST_QUEUE_URL="https://sqs.eu-central-1.amazonaws.com/123456789012/digest",
         TOPIC_ARN="arn:aws:sns:eu-central-1:123456789012:fwwatch",
         TUYA_ENDPOINT="https://openapi.tuyaeu.com",
         TUYA_SECRET_NAME="fwwatch/tuya",
