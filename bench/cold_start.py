@@ -40,7 +40,7 @@ from pathlib import Path
 
 from _common import REPO, machine, table
 
-HANDLERS = ("scheduler", "checker", "differ", "slack")
+HANDLERS = ("scheduler", "checker", "differ", "digest", "slack")
 LAYER = REPO / ".aws-sam" / "build" / "SharedLayer"
 SHARED = REPO / "shared"
 
@@ -63,6 +63,7 @@ UNUSED: dict[str, dict[str, str]] = {
         "imports it for `Settlement.news`, which local mode calls)",
     },
     "differ": {},
+    "digest": {},
     "slack": {},
 }
 
@@ -209,6 +210,8 @@ def lambda_env(handler: str) -> dict[str, str]:
         CHECK_DEAD_LETTER_QUEUE_URL="https://sqs.eu-central-1.amazonaws.com/123456789012/dlq",
         CONTROL_TABLE="fwwatch-control",
         STATE_TABLE="fwwatch-state",
+        RUN_TABLE="fwwatch-runs",
+        DIGEST_QUEUE_URL="https://sqs.eu-central-1.amazonaws.com/123456789012/digest",
         TOPIC_ARN="arn:aws:sns:eu-central-1:123456789012:fwwatch",
         TUYA_ENDPOINT="https://openapi.tuyaeu.com",
         TUYA_SECRET_NAME="fwwatch/tuya",

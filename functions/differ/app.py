@@ -1,4 +1,4 @@
-"""Differ: turn the state table's stream into grouped, deduplicated SNS notifications."""
+"""Differ: turn the state table's stream into each run's news, kept for the run's digest."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def service() -> DifferService:
     global _service
     if _service is None:
         _service = DifferService.from_clients(
-            DifferSettings.load(), sns=boto3.client("sns"), dynamodb=boto3.client("dynamodb")
+            DifferSettings.load(), sqs=boto3.client("sqs"), dynamodb=boto3.client("dynamodb")
         )
     return _service
 
@@ -30,5 +30,5 @@ def service() -> DifferService:
 def handler(
     event: dict[str, Any], context: LambdaContext, differ: DifferService | None = None
 ) -> dict[str, list[dict[str, str]]]:
-    """Stream batch -> news published -> the record to retry from, if any."""
+    """Stream batch -> news kept per run -> the record to retry from, if any."""
     return (differ or service()).handle(event)

@@ -4,8 +4,11 @@ Producer and consumer use the same model, so a field cannot be dropped on the wa
 
 - :class:`CheckMessage`: scheduler -> check queue -> checker (and checker -> queue, to retry).
 - :class:`DeadLetter`: checker -> dead-letter queue (devices that kept failing, with errors).
-- :class:`NewsMessage`: differ -> SNS topic (the JSON body of every protocol but e-mail) ->
-  the Slack function and any other machine subscriber.
+- :class:`DigestRequest`: checker or differ -> digest queue -> digest (and digest -> queue,
+  when a request came too early).
+- :class:`NewsMessage`: digest -> SNS topic (the JSON body of every protocol but e-mail) ->
+  the Slack function and any other machine subscriber; :class:`RunDigestMessage` is the
+  optional one message per run that lists every release of it.
 - :class:`SnsDelivery`: the event SNS hands the Slack function (one news message a record).
 """
 
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Json, PlainSerializer
 
@@ -24,9 +28,14 @@ from .tuya import TuyaError, validate_device_id
 __all__ = [
     "CheckMessage",
     "DeadLetter",
+    "DigestReason",
+    "DigestRequest",
     "ErrorFacts",
     "NewsDevice",
     "NewsMessage",
+    "ReleasePart",
+    "ReleaseSummary",
+    "RunDigestMessage",
     "SnsDelivery",
 ]
 
@@ -39,19 +48,36 @@ IsoTime = Annotated[
 MAX_DEVICES_PER_MESSAGE = 500
 
 
+#: A run ID: the scheduled time (``2026-11-25T06:00:00Z``) or a request's ID.
+RunId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class CheckMessage(BaseModel):
-    """One check-queue message: a slice of a run's devices, and which check this is."""
+    """One check-queue message: a slice of a run's devices, and which check this is.
+
+    ``part`` (from 0) and ``parts`` are the run's plan: the scheduler cut the run into
+    ``parts`` messages, and a retry keeps its message's part. The checkers count the run's
+    settled messages by :attr:`progress_key`, so that they know when the run is complete.
+    A message without a plan (sent by hand) is checked all the same, and not counted.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    run_id: str = Field(min_length=1, max_length=64)
+    run_id: RunId
     device_ids: tuple[str, ...] = Field(min_length=1, max_length=MAX_DEVICES_PER_MESSAGE)
     attempt: int = Field(default=1, ge=1)
     infos: dict[str, DeviceInfo] = Field(default_factory=dict)
+    part: int | None = Field(default=None, ge=0)
+    parts: int | None = Field(default=None, ge=1)
 
     def model_post_init(self, __context: object) -> None:
         for device_id in self.device_ids:
             validate_device_id(device_id)
+
+    @property
+    def progress_key(self) -> str | None:
+        """This message in the run's count: ``part.attempt``, the same for a redelivery."""
+        return None if self.part is None else progress_key(self.part, self.attempt)
 
     @classmethod
     def plan(
@@ -64,16 +90,19 @@ class CheckMessage(BaseModel):
     ) -> list[CheckMessage]:
         """A run's devices cut into messages of ``per_message`` device IDs each."""
         infos = infos or {}
+        chunks = [
+            device_ids[start : start + per_message]
+            for start in range(0, len(device_ids), per_message)
+        ]
         return [
             cls(
                 run_id=run_id,
                 device_ids=tuple(chunk),
                 infos={device_id: infos[device_id] for device_id in chunk if device_id in infos},
+                part=part,
+                parts=len(chunks),
             )
-            for chunk in (
-                device_ids[start : start + per_message]
-                for start in range(0, len(device_ids), per_message)
-            )
+            for part, chunk in enumerate(chunks)
         ]
 
     def retry(self, device_ids: Sequence[str]) -> CheckMessage:
@@ -85,6 +114,37 @@ class CheckMessage(BaseModel):
                 "infos": {d: self.infos[d] for d in device_ids if d in self.infos},
             }
         )
+
+
+def progress_key(part: int, attempt: int) -> str:
+    """How a run's progress names check message ``part`` on its ``attempt``-th check."""
+    return f"{part}.{attempt}"
+
+
+class DigestReason(StrEnum):
+    """Why a run's digest is asked for."""
+
+    COMPLETE = "complete"  # every check message of the run is settled
+    DEADLINE = "deadline"  # the run had news this long ago, complete or not
+    LATE = "late"  # news came after the run's digest: a follow-up
+    BUSY = "busy"  # another digest of the run was under way: try again after it
+
+
+class DigestRequest(BaseModel):
+    """Publish what a run's news holds that was not published yet (the digest queue).
+
+    ``not_before`` (Unix time) is when it is due: SQS holds a message back 15 minutes at
+    most, so a request that arrives earlier is sent on again by the digest. ``news_seq``,
+    for a follow-up, is the run's count of news writes when it was asked for: a digest that
+    started after that count covered it, and the request is dropped.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: RunId
+    reason: DigestReason
+    not_before: int = Field(default=0, ge=0)
+    news_seq: int = Field(default=0, ge=0)
 
 
 class ErrorFacts(BaseModel):
@@ -137,8 +197,50 @@ class NewsDevice(BaseModel):
     occurred_at: IsoTime | None = None
 
 
+class ReleasePart(EventGroup):
+    """A group as one message of a run's digest tells it.
+
+    ``release_devices`` is how many devices the release's message (every part of it) names:
+    a release too big for one SNS message goes out in ``parts`` parts, each with its share
+    of the devices (``events``). A ``follow_up`` tells of devices whose news came after the
+    run's first message about the release.
+    """
+
+    release_devices: int = Field(ge=1)
+    part: int = Field(default=1, ge=1)
+    parts: int = Field(default=1, ge=1)
+    follow_up: bool = False
+    run_id: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        group: EventGroup,
+        *,
+        release_devices: int | None = None,
+        part: int = 1,
+        parts: int = 1,
+        follow_up: bool = False,
+        run_id: str | None = None,
+    ) -> ReleasePart:
+        """The group (already valid: not checked again) as one part of a release."""
+        fields = {name: getattr(group, name) for name in EventGroup.model_fields}
+        return cls.model_construct(
+            **fields,
+            release_devices=release_devices or group.device_count,
+            part=part,
+            parts=parts,
+            follow_up=follow_up,
+            run_id=run_id,
+        )
+
+
 class NewsMessage(BaseModel):
-    """One group of news as machines read it: the topic's JSON body."""
+    """One group of news as machines read it: the topic's JSON body.
+
+    ``devices`` are those of this message; when a release is published in parts,
+    ``release_device_count`` is the whole release's, and ``part`` of ``parts`` says which.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -153,11 +255,26 @@ class NewsMessage(BaseModel):
     occurred_at: IsoTime
     summary: str = ""
     devices: list[NewsDevice]
+    run_id: str | None = None
+    release_device_count: int | None = None
+    part: int | None = None
+    parts: int | None = None
+    follow_up: bool = False
 
     @classmethod
     def from_group(cls, group: EventGroup, *, summary: str = "") -> NewsMessage:
         """The message of a group (``summary``: the sentence people read)."""
+        told: dict[str, Any] = {}
+        if isinstance(group, ReleasePart):
+            told = {
+                "run_id": group.run_id,
+                "release_device_count": group.release_devices,
+                "part": group.part,
+                "parts": group.parts,
+                "follow_up": group.follow_up,
+            }
         return cls(
+            **told,
             type=group.type,
             product_id=group.product_id,
             product_name=group.product_name,
@@ -201,7 +318,7 @@ class NewsMessage(BaseModel):
             )
             for device in self.devices
         )
-        return EventGroup(
+        group = EventGroup(
             type=self.type,
             product_id=self.product_id,
             product_name=self.product_name,
@@ -210,6 +327,54 @@ class NewsMessage(BaseModel):
             version=self.version,
             events=events,
         )
+        if self.release_device_count is None and self.run_id is None and not self.follow_up:
+            return group
+        return ReleasePart.of(
+            group,
+            release_devices=self.release_device_count,
+            part=self.part or 1,
+            parts=self.parts or 1,
+            follow_up=self.follow_up,
+            run_id=self.run_id,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready, as published."""
+        return self.model_dump(mode="json")
+
+
+class ReleaseSummary(BaseModel):
+    """One release as the run's digest message lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: EventType
+    product_id: str | None = None
+    product_name: str | None = None
+    channel: int
+    channel_name: str = ""
+    version: str
+    device_count: int
+    follow_up: bool = False
+    subject: str
+    summary: str
+    first_devices: list[NewsDevice] = Field(default_factory=list)
+
+
+class RunDigestMessage(BaseModel):
+    """Every release of a run in one message (the ``DigestPerRun`` option)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["run"] = "run"
+    run_id: str
+    follow_up: bool = False
+    releases: list[ReleaseSummary] = Field(min_length=1)
+
+    @property
+    def device_count(self) -> int:
+        """The devices of every release listed."""
+        return sum(release.device_count for release in self.releases)
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready, as published."""

@@ -2,13 +2,15 @@
 
 The same news has the same :attr:`~fwwatch.events.FirmwareEvent.dedupe_key`, and is not told
 again within :data:`~fwwatch.events.NEWS_DEDUPE_WINDOW`. Both modes keep that rule: the
-local outbox (SQLite) and the differ's ledger (DynamoDB).
+local outbox (SQLite) and the digest's ledger (DynamoDB).
 
 Two ports carry news out, on purpose different:
 
-- :class:`Publisher` (the differ's port, e.g. SNS) is synchronous and publishes one group to
-  one topic; subscribers (e-mail, the Slack function) fan out behind it. The differ records
-  what was published in a :class:`NewsLedger`.
+- :class:`Publisher` (e.g. SNS) is synchronous and publishes one group to one topic;
+  subscribers (e-mail, the Slack function) fan out behind it, and :func:`publish_news`
+  records what went out in a :class:`NewsLedger`. On AWS the digest
+  (:mod:`fwwatch.aws.digest`) publishes a run's groups itself, recording each part of a
+  group in the ledger as it goes out, so that a retry sends none of them again.
 - :class:`fwwatch.notify.Notifier` (local mode's port: console, Slack, e-mail, JSON lines) is
   asynchronous, named (each delivery is recorded per notifier in the outbox, so one that
   fails is retried alone) and can send a test message.

@@ -1,7 +1,10 @@
 """Every way a group of events is shown: subject, e-mail text, Slack blocks, JSON.
 
 One place, so that an e-mail, a Slack post, an SNS message and the console all say the same
-thing about the same news.
+thing about the same news. A group that is one message of a run's digest
+(:class:`~fwwatch.messages.ReleasePart`) is told with the whole release's device count, and
+a follow-up says that its devices come on top of the run's first message; the run's digest
+message itself (:class:`~fwwatch.messages.RunDigestMessage`) has its own subject and text.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from .events import EventGroup, EventType
-from .messages import NewsMessage
+from .messages import NewsMessage, ReleasePart, RunDigestMessage
 
 __all__ = [
     "TEST_SUBJECT",
     "render_json",
+    "render_run_subject",
+    "render_run_text",
     "render_slack",
     "render_subject",
     "render_text",
@@ -40,13 +45,23 @@ def _moment(group: EventGroup) -> str:
     return group.occurred_at.replace(microsecond=0).isoformat()
 
 
-def _devices(count: int) -> str:
-    return f"{count} device" if count == 1 else f"{count} devices"
+def _devices(count: int, *, more: bool = False) -> str:
+    noun = "device" if count == 1 else "devices"
+    return f"{count} more {noun}" if more else f"{count} {noun}"
+
+
+def _told(group: EventGroup) -> int:
+    """How many devices the message tells of: the whole release's, when it is in parts."""
+    return group.release_devices if isinstance(group, ReleasePart) else group.device_count
+
+
+def _follow_up(group: EventGroup) -> bool:
+    return isinstance(group, ReleasePart) and group.follow_up
 
 
 def summary_sentence(group: EventGroup) -> str:
     """One sentence: what, which product and channel, from which version, how many devices."""
-    devices = _devices(group.device_count)
+    devices = _devices(_told(group), more=_follow_up(group))
     channel = f"{group.channel_name} (channel {group.channel})"
     previous = group.previous_versions
     origin = f" (from {', '.join(previous[:3])})" if previous else ""
@@ -62,8 +77,14 @@ def render_subject(group: EventGroup) -> str:
     """An e-mail subject under 100 characters, on one line."""
     subject = (
         f"fwwatch: {group.version} {_VERBS[group.type]} - {_product(group)} "
-        f"{group.channel_name} ({_devices(group.device_count)})"
+        f"{group.channel_name} ({_devices(_told(group), more=_follow_up(group))})"
     )
+    if isinstance(group, ReleasePart) and group.part > 1:
+        subject += f" part {group.part} of {group.parts}"
+    return _one_line(subject)
+
+
+def _one_line(subject: str) -> str:
     subject = " ".join(subject.split())
     if len(subject) > MAX_SUBJECT:
         subject = subject[: MAX_SUBJECT - 3].rstrip() + "..."
@@ -81,19 +102,27 @@ def render_text(group: EventGroup, *, part: tuple[int, int] | None = None) -> st
     if group.previous_versions:
         lines.append(f"From:      {', '.join(group.previous_versions)}")
     lines.append(f"Version:   {group.version}")
-    lines.append(f"Devices:   {group.device_count}")
+    lines.append(f"Devices:   {_told(group)}")
     lines.append(f"Seen at:   {_moment(group)}")
+    if isinstance(group, ReleasePart):
+        if part is None and group.parts > 1:
+            part = (group.part, group.parts)
+        if group.run_id:
+            lines.append(f"Run:       {group.run_id}")
+        if group.follow_up:
+            lines.append("Follow-up: these devices came after this run's first message about it")
     if part is not None:
-        lines.append(f"Part:      {part[0]} of {part[1]}")
+        lines.append(f"Part:      {part[0]} of {part[1]} ({_devices(group.device_count)} in it)")
     lines.append("")
     shown = group.events[:DEVICES_LISTED]
-    lines.append("Devices:" if len(shown) == group.device_count else f"First {len(shown)} devices:")
+    lines.append("Devices:" if len(shown) == _told(group) else f"First {len(shown)} devices:")
     for event in shown:
         name = f"  {event.device_name}" if event.device_name else ""
         origin = f"  (was {event.previous_version})" if event.previous_version else ""
         lines.append(f"  - {event.device_id}{name}{origin}")
-    if group.device_count > len(shown):
-        lines.append(f"  ... and {group.device_count - len(shown)} more")
+    if _told(group) > len(shown):
+        where = " (every one in the message's JSON body)" if part is None else ""
+        lines.append(f"  ... and {_told(group) - len(shown)} more{where}")
     lines.append("")
     lines.append("-- fwwatch")
     return "\n".join(lines)
@@ -118,13 +147,13 @@ def render_slack(group: EventGroup) -> dict[str, Any]:
         f"• `{event.device_id}`" + (f" {event.device_name}" if event.device_name else "")
         for event in shown
     )
-    if group.device_count > len(shown):
-        device_lines += f"\n… and {group.device_count - len(shown)} more"
+    if _told(group) > len(shown):
+        device_lines += f"\n… and {_told(group) - len(shown)} more"
     fields = [
         {"type": "mrkdwn", "text": f"*Product*\n{_product(group)}"},
         {"type": "mrkdwn", "text": f"*Channel*\n{group.channel_name} ({group.channel})"},
         {"type": "mrkdwn", "text": f"*Version*\n{group.version}"},
-        {"type": "mrkdwn", "text": f"*Devices*\n{group.device_count}"},
+        {"type": "mrkdwn", "text": f"*Devices*\n{_told(group)}"},
     ]
     if group.previous_versions:
         fields.append(
@@ -152,3 +181,33 @@ def render_slack(group: EventGroup) -> dict[str, Any]:
             },
         ],
     }
+
+
+def render_run_subject(digest: RunDigestMessage) -> str:
+    """The subject of a run's digest message: how many releases, how many devices."""
+    releases = len(digest.releases)
+    noun = "release" if releases == 1 else "releases"
+    devices = _devices(digest.device_count, more=digest.follow_up)
+    follow_up = " (follow-up)" if digest.follow_up else ""
+    return _one_line(f"fwwatch: {releases} {noun}, {devices}{follow_up} - run {digest.run_id}")
+
+
+def render_run_text(digest: RunDigestMessage) -> str:
+    """The e-mail text of a run's digest message: each release, its first devices."""
+    releases = len(digest.releases)
+    lines = [
+        f"This run found news of {releases} release{'s' if releases != 1 else ''} "
+        f"({_devices(digest.device_count)})"
+        + (", after its first message." if digest.follow_up else "."),
+        "",
+        f"Run:       {digest.run_id}",
+    ]
+    for number, release in enumerate(digest.releases, 1):
+        lines += ["", f"{number}. {release.subject}", f"   {release.summary}"]
+        for device in release.first_devices:
+            name = f"  {device.device_name}" if device.device_name else ""
+            lines.append(f"     - {device.device_id}{name}")
+        if release.device_count > len(release.first_devices):
+            lines.append(f"     ... and {release.device_count - len(release.first_devices)} more")
+    lines += ["", "Every device is in each release's own message (JSON body).", "", "-- fwwatch"]
+    return "\n".join(lines)

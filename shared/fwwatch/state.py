@@ -109,6 +109,7 @@ class ChannelState(UpgradeStatusFacts, BaseModel):
     last_changed: datetime
     last_error: StoredError | None = None
     digest: str | None = None  # device item only: fingerprint of the channels
+    run_id: str | None = None
 
     @property
     def key(self) -> ChannelKey:

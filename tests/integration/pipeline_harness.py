@@ -4,6 +4,11 @@ moto runs no Lambda, so this harness plays the part of the Lambda service: it re
 queues and the table's stream hold, builds the events Lambda would build, calls the real
 handlers with them, and acts on their answers (deleting what succeeded, letting failed
 messages be received again until the queue's redrive policy moves them to the DLQ).
+
+One cycle is ``schedule()``, ``run_checkers()``, ``run_differ()`` (the stream drained),
+then ``run_digest()`` (the digest queue: the run's digest, follow-ups); ``notifications()``
+is what the topic's subscribers then got. SQS delays are real: keep DigestDelaySeconds at 0
+in a test's stack, or give ``run_digest(wait_s=...)`` the time to wait for them.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,16 +34,20 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from fwwatch.aws.checker import CheckerService
 from fwwatch.aws.differ import DifferService
+from fwwatch.aws.digest import DigestService
 from fwwatch.aws.scheduler import SchedulerService
 from fwwatch.aws.settings import (
     CheckerSettings,
     DifferSettings,
+    DigestSettings,
     SchedulerSettings,
     SlackSettings,
 )
 from fwwatch.aws.slack import SlackService
 
 REPO = Path(__file__).resolve().parents[2]
+#: The scheduled time of a pipeline's first run; each later run is a day later.
+FIRST_RUN = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 
 
 def handler_module(name: str) -> ModuleType:
@@ -89,15 +99,22 @@ class Pipeline:
             CheckerSettings.load(self.env("CheckerFunction")), sqs=sqs, dynamodb=dynamodb
         )
         self.differ = DifferService.from_clients(
-            DifferSettings.load(self.env("DifferFunction")),
+            DifferSettings.load(self.env("DifferFunction")), sqs=sqs, dynamodb=dynamodb
+        )
+        self.digest = DigestService.from_clients(
+            DigestSettings.load(self.env("DigestFunction")),
             sns=self.stack.client("sns"),
+            sqs=sqs,
             dynamodb=dynamodb,
         )
+        self._scheduled = 0
         # As in a Lambda container: one event loop kept from one invocation to the next.
         self.loop = asyncio.new_event_loop()
         _LIVE.add(self)
         self.check_queue = self.stack.queue_url("CheckQueue")
         self.check_dlq = self.stack.queue_url("CheckDeadLetterQueue")
+        self.digest_queue = self.stack.queue_url("DigestQueue")
+        self.digest_dlq = self.stack.queue_url("DigestDeadLetterQueue")
         self._stream_iterators: list[str] | None = None
         self.subscriber = self._subscribe_queue()
 
@@ -135,30 +152,50 @@ class Pipeline:
 
     # -- scheduler
 
-    def schedule(self) -> dict[str, Any]:
+    def schedule(self, run_id: str | None = None) -> dict[str, Any]:
+        """One scheduled run, named after its scheduled time as the Scheduler names it (each
+        call a day after the last), or ``run_id`` (a retry of the same invocation)."""
         event = json.loads((REPO / "events" / "scheduler.json").read_text())
+        if run_id is None:
+            run_id = (FIRST_RUN + timedelta(days=self._scheduled)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._scheduled += 1
+        event["run_id"] = run_id
         return self._invoke("scheduler", event, scheduler=self.scheduler)  # type: ignore[no-any-return]
 
     # -- checker
 
     def run_checkers(self, *, max_rounds: int = 50) -> list[dict[str, Any]]:
         """Receive batches of up to 10 messages and invoke the checker until the queue is empty."""
+        return self._consume(
+            "CheckQueue", "checker", max_rounds=max_rounds, wait_s=None, checker=self.checker
+        )
+
+    def _consume(
+        self, queue: str, name: str, *, max_rounds: int, wait_s: float | None, **service: Any
+    ) -> list[dict[str, Any]]:
+        """Play an SQS event source: receive up to 10 messages, invoke, delete what
+        succeeded, make what failed visible again. Delayed messages are waited for (all of
+        them with ``wait_s`` None, else for at most ``wait_s`` seconds)."""
         sqs = self.stack.client("sqs")
+        url = self.stack.queue_url(queue)
         answers = []
+        until = None if wait_s is None else time.monotonic() + wait_s
         for _ in range(max_rounds):
             received = sqs.receive_message(
-                QueueUrl=self.check_queue,
+                QueueUrl=url,
                 MaxNumberOfMessages=10,
                 AttributeNames=["All"],
                 VisibilityTimeout=self.visibility_timeout,
             ).get("Messages", [])
             if not received:
-                if not self._messages_delayed():
+                if not self._messages_delayed(url):
                     break
-                time.sleep(0.25)  # Lambda polls again; the retries' delay runs out
+                if until is not None and time.monotonic() > until:
+                    break
+                time.sleep(0.25)  # Lambda polls again; the messages' delay runs out
                 continue
             try:
-                answer = self._invoke("checker", self._sqs_event(received), checker=self.checker)
+                answer = self._invoke(name, self._sqs_event(received, queue), **service)
             except BatchProcessingError:
                 # Every record failed: Lambda sees an error and the whole batch comes back.
                 answer = {
@@ -170,24 +207,20 @@ class Pipeline:
                 if message["MessageId"] in failed:
                     # As if its visibility timeout ran out: it is received again (or redriven).
                     sqs.change_message_visibility(
-                        QueueUrl=self.check_queue,
-                        ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=0,
+                        QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                     )
                 else:
-                    sqs.delete_message(
-                        QueueUrl=self.check_queue, ReceiptHandle=message["ReceiptHandle"]
-                    )
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return answers
 
-    def _messages_delayed(self) -> int:
+    def _messages_delayed(self, url: str) -> int:
         attributes = self.stack.client("sqs").get_queue_attributes(
-            QueueUrl=self.check_queue, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
         )["Attributes"]
         return int(attributes.get("ApproximateNumberOfMessagesDelayed", 0))
 
-    def _sqs_event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        arn = self.stack.arn("CheckQueue")
+    def _sqs_event(self, messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
+        arn = self.stack.arn(queue)
         return {
             "Records": [
                 {
@@ -208,18 +241,18 @@ class Pipeline:
     def send_raw(self, body: str) -> None:
         self.stack.client("sqs").send_message(QueueUrl=self.check_queue, MessageBody=body)
 
-    def dead_letters(self) -> list[str]:
+    def dead_letters(self, queue: str | None = None) -> list[str]:
+        """The bodies waiting in a dead-letter queue (the check queue's by default), taken."""
         sqs = self.stack.client("sqs")
+        url = queue or self.check_dlq
         bodies: list[str] = []
         while True:
-            got = sqs.receive_message(QueueUrl=self.check_dlq, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
             if not got:
                 return bodies
             for message in got:
                 bodies.append(message["Body"])
-                sqs.delete_message(QueueUrl=self.check_dlq, ReceiptHandle=message["ReceiptHandle"])
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     # -- the table's stream and the differ
 
@@ -238,13 +271,30 @@ class Pipeline:
         records = []
         next_iterators = []
         for iterator in self._stream_iterators:
-            answer = streams.get_records(ShardIterator=iterator)
-            records += answer["Records"]
-            next_iterators.append(answer["NextShardIterator"])
+            while True:  # a call returns at most 1,000 records
+                answer = streams.get_records(ShardIterator=iterator)
+                records += answer["Records"]
+                iterator = answer["NextShardIterator"]
+                if not answer["Records"]:
+                    break
+            next_iterators.append(iterator)
         self._stream_iterators = next_iterators
         for record in records:
             record["eventSourceARN"] = arn
         return records
+
+    def skip_stream(self) -> None:
+        """Move past every record in the stream now, unread (a silent baseline's records, in
+        tests that need not spend the time)."""
+        streams = self.stack.client("dynamodbstreams")
+        arn = self.stack.get_att("StateTable", "StreamArn")
+        shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        self._stream_iterators = [
+            streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+            )["ShardIterator"]
+            for shard in shards
+        ]
 
     def run_differ(
         self, records: list[dict[str, Any]] | None = None, *, batch_size: int = 100
@@ -258,6 +308,24 @@ class Pipeline:
             )
             for start in range(0, len(wanted), batch_size)
         ]
+
+    # -- the digest
+
+    def run_digest(self, *, wait_s: float = 0.0, max_rounds: int = 50) -> list[dict[str, Any]]:
+        """Play the digest queue's event source until nothing is visible in it, waiting up
+        to ``wait_s`` seconds for delayed requests (a deadline) to become visible."""
+        return self._consume(
+            "DigestQueue", "digest", max_rounds=max_rounds, wait_s=wait_s, digest=self.digest
+        )
+
+    def cycle(self) -> list[dict[str, Any]]:
+        """One whole run: schedule, checks, the stream drained, the digest; what subscribers
+        got."""
+        self.schedule()
+        self.run_checkers()
+        self.run_differ()
+        self.run_digest()
+        return self.notifications()
 
     # -- what subscribers get
 
@@ -286,7 +354,15 @@ class Pipeline:
                 found.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=self.subscriber, ReceiptHandle=message["ReceiptHandle"])
 
+    def slack_filter(self) -> dict[str, Any]:
+        """The Slack function's subscription filter policy, as the template gives it."""
+        event = self.stack.event_source("SlackFunction", "Notifications")
+        return dict(event["Properties"].get("FilterPolicy", {}))
+
     def deliver_to_slack(self, envelopes: list[dict[str, Any]], slack: SlackService) -> Any:
+        """What SNS hands the Slack function of these messages: those its subscription's
+        filter policy lets through."""
+        policy = self.slack_filter()
         event = {
             "Records": [
                 {
@@ -294,12 +370,24 @@ class Pipeline:
                     "Sns": {"Message": e["Message"], "Subject": e.get("Subject")},
                 }
                 for e in envelopes
+                if passes_sns_filter(policy, e)
             ]
         }
         return self._invoke("slack", event, slack=slack)
 
     def slack_service(self, **kwargs: Any) -> SlackService:
         return SlackService(SlackSettings.load(self.env("SlackFunction")), **kwargs)
+
+
+def attributes_of(envelope: Mapping[str, Any]) -> dict[str, str]:
+    """An SNS envelope's message attributes, by name."""
+    return {name: a["Value"] for name, a in envelope.get("MessageAttributes", {}).items()}
+
+
+def passes_sns_filter(policy: Mapping[str, Any], envelope: Mapping[str, Any]) -> bool:
+    """A subscription filter policy of exact values (what the template uses) on attributes."""
+    attributes = attributes_of(envelope)
+    return all(attributes.get(name) in [str(v) for v in values] for name, values in policy.items())
 
 
 def passes_filter(record: dict[str, Any]) -> bool:

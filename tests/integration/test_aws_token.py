@@ -167,3 +167,51 @@ def test_the_learned_rate_limit_is_kept_in_the_control_table(
     items = control_table[0].scan(TableName=control_table[1])["Items"]
     assert [item["pk"]["S"].split("#")[0] for item in items] == ["rate"]
     assert "id" not in items[0]["pk"]["S"].split("#")[1]  # the Access ID is hashed
+
+
+class CountingCalls:
+    """The DynamoDB client, with the name of every operation called on it."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append(name)
+        return getattr(self._client, name)
+
+
+async def test_a_new_container_reads_the_token_and_its_learned_rate_in_one_request(
+    make_simulator: Callable[..., Any], control_table: tuple[Any, str]
+) -> None:
+    from fwwatch.aws.settings import TuyaAccessSettings
+    from fwwatch.aws.tuya_access import TuyaAccess
+
+    sim = make_simulator(fleet=generate_fleet(3, seed=12, offline_ratio=0))
+    settings = TuyaAccessSettings(
+        tuya_endpoint=sim.url, tuya_secret_name="fwwatch/tuya", control_table=control_table[1]
+    )
+    secret = {"access_id": sim.access_id, "access_secret": sim.access_secret}
+
+    def access(client: Any) -> TuyaAccess:
+        return TuyaAccess(
+            settings, qps=50, dynamodb=client, rate_share="checker", read_secret=lambda _: secret
+        )
+
+    device_id = sim.cloud.fleet.devices[0].device_id
+    # Given a container that took the shared token and learned a rate
+    first = access(control_table[0])
+    async with first.client() as tuya:
+        await tuya.get_firmware(device_id)
+    assert first.rates is not None
+    first.rates.save(42.0)
+    # When a new container makes its client and checks a device
+    counting = CountingCalls(control_table[0])
+    second = access(counting)
+    async with second.client() as tuya:
+        await tuya.get_firmware(device_id)
+    # Then it read the token and the rate in one request, started at that rate, and took
+    # no grant of its own
+    assert counting.calls == ["batch_get_item"]
+    assert tuya.limiter.rate == pytest.approx(min(42.0 * 0.95, tuya.limiter.ceiling), rel=0.01)
+    assert sim.cloud.stats.snapshot()["grants"] == 1

@@ -328,7 +328,7 @@ def aws(
 ) -> tuple[Any, Pipeline]:
     sim = make_simulator(fleet=fleet())
     stack = make_aws_stack(
-        parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 5},
+        parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 5, "DigestDelaySeconds": 0},
         tuya_secret={"access_id": sim.access_id, "access_secret": sim.access_secret},
     )
     # The same client timeout as local mode's rows (production: 10 s)
@@ -337,10 +337,8 @@ def aws(
 
 
 def aws_cycle(pipeline: Pipeline) -> list[dict[str, Any]]:
-    pipeline.schedule()
-    pipeline.run_checkers()
-    pipeline.run_differ()
-    return pipeline.notifications()
+    """A run through schedule, checks, the stream and the run's digest: what was published."""
+    return pipeline.cycle()
 
 
 def plugs_told(envelopes: list[dict[str, Any]]) -> list[str]:
@@ -438,21 +436,53 @@ def test_aws_mode_when_sns_publish_fails_for_a_while(aws: tuple[Any, Pipeline]) 
     aws_cycle(pipeline)
     sim.cloud.publish_release(PLUG, 0, "1.1.0")
     sim.cloud.publish_release(SENSOR, 3, "2.1.0")
-    left = _failing(pipeline.stack.client("sns"), "Publish", "InternalError", times=1)
+    sns = pipeline.stack.client("sns")
+    # Given SNS failing twice: the first release's publish, then the second's
+    left = _failing(sns, "Publish", "InternalError", times=2)
     pipeline.schedule()
     pipeline.run_checkers()
-    records = pipeline.stream_records()
-    answers = pipeline.run_differ(records)
-    # The stream retries the batch from the reported record until it goes through
-    for _ in range(3):
-        failures = [a for a in answers if a["batchItemFailures"]]
-        if not failures:
-            break
-        answers = pipeline.run_differ(records)
+    pipeline.run_differ()
+    # When the digest runs: its request fails, comes back, and is retried until it goes
+    answers = pipeline.run_digest()
     told = pipeline.notifications()
     assert left == [0]
+    assert [len(a["batchItemFailures"]) for a in answers] == [1, 0]
+    # Then each release was published once, none of them again
     assert plugs_told(told) == PLUGS
     assert len(told) == 2  # the plugs' and the sensors' news, each once
+    assert pipeline.dead_letters(pipeline.digest_dlq) == []
+
+
+def test_aws_mode_when_recording_what_was_published_fails_for_a_while(
+    aws: tuple[Any, Pipeline],
+) -> None:
+    sim, pipeline = aws
+    aws_cycle(pipeline)
+    sim.cloud.publish_release(PLUG, 0, "1.1.0")
+    pipeline.schedule()
+    pipeline.run_checkers()
+    pipeline.run_differ()
+    # Given the writes that record a published message failing (the ledger's, then the
+    # release's record) a few times each, after SNS took the message
+    dynamodb = pipeline.stack.client("dynamodb")
+    ledger = _failing(dynamodb, "BatchWriteItem", "ProvisionedThroughputExceededException", 2)
+    record = _failing(dynamodb, "UpdateItem", "ThrottlingException", times=0)
+    sns = pipeline.stack.client("sns")
+    published: list[int] = []
+
+    def count_then_fail_the_next_update(**_: Any) -> None:
+        published.append(1)
+        record[0] = 2
+
+    sns.meta.events.register("after-call.sns.Publish", count_then_fail_the_next_update)
+    # When the digest runs
+    pipeline.run_digest()
+    told = pipeline.notifications()
+    # Then the marks were tried again, and the message was published once
+    assert (ledger, record) == ([0], [0])
+    assert len(published) == 1
+    assert len(told) == 1
+    assert plugs_told(told) == PLUGS
 
 
 def test_aws_mode_when_dynamodb_throttles(aws: tuple[Any, Pipeline]) -> None:
@@ -500,7 +530,10 @@ def test_aws_mode_with_duplicated_deliveries(aws: tuple[Any, Pipeline]) -> None:
     records = pipeline.stream_records()
     pipeline.run_differ(records)
     pipeline.run_differ(records)  # and the stream redelivers too
-    assert plugs_told(pipeline.notifications()) == PLUGS
+    pipeline.run_digest()
+    told = pipeline.notifications()
+    assert plugs_told(told) == PLUGS
+    assert len(told) == 1
 
 
 class LambdaTimeout(BaseException):
@@ -535,7 +568,10 @@ def test_aws_mode_when_the_checker_times_out_mid_batch(aws: tuple[Any, Pipeline]
     # Lambda gives no partial answer on a timeout: the whole batch comes back, and is redone
     pipeline.run_checkers()
     pipeline.run_differ()
-    assert plugs_told(pipeline.notifications()) == PLUGS
+    pipeline.run_digest()
+    told = pipeline.notifications()
+    assert plugs_told(told) == PLUGS
+    assert len(told) == 1
 
 
 async def test_the_checker_refuses_to_run_inside_a_running_event_loop(
@@ -648,7 +684,8 @@ class LocalStory:
 
 
 class AwsStory:
-    """AWS mode: scheduler, checkers and differ on moto; what the topic's subscriber got."""
+    """AWS mode: scheduler, checkers, differ and digest on moto; what the topic's subscriber
+    got."""
 
     def __init__(self, sim: Any, stack: Any, **overrides: str) -> None:
         self.pipeline = Pipeline(
@@ -679,6 +716,13 @@ class AwsStory:
         return outcomes
 
     def plugs_told(self) -> list[str]:
+        # One message per run for the plugs' release, not one per stream batch
+        runs = [
+            e["MessageAttributes"]["run_id"]["Value"]
+            for e in self.told
+            if json.loads(e["Message"])["version"] == "1.1.0"
+        ]
+        assert len(runs) == len(set(runs)), runs
         return plugs_told(self.told)
 
     def messages(self) -> list[Told]:
@@ -706,7 +750,7 @@ def story(
         if request.param == "local":
             return sim, LocalStory(sim, tmp_path, attempts=attempts)
         stack = make_aws_stack(
-            parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 5},
+            parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 5, "DigestDelaySeconds": 0},
             tuya_secret={"access_id": sim.access_id, "access_secret": sim.access_secret},
         )
         return sim, AwsStory(sim, stack, TUYA_RETRY_ATTEMPTS=str(attempts))

@@ -1,6 +1,7 @@
 """The serverless pipeline end to end: template.yaml in moto, real handlers, the simulator.
 
-schedule -> check queue -> checker -> state table -> stream -> differ -> SNS -> subscribers.
+schedule -> check queue -> checker -> state table -> stream -> differ -> run table ->
+digest queue -> digest -> SNS -> subscribers.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def world(
 ) -> tuple[Any, Pipeline]:
     sim = make_simulator(fleet=fleet())
     stack = make_aws_stack(
-        parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 10},
+        parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 10, "DigestDelaySeconds": 0},
         tuya_secret={"access_id": sim.access_id, "access_secret": sim.access_secret},
         slack_webhook_url="http://127.0.0.1:9/services/T/B/x",
     )
@@ -66,10 +67,7 @@ def world(
 
 
 def full_cycle(pipeline: Pipeline) -> list[dict[str, Any]]:
-    pipeline.schedule()
-    pipeline.run_checkers()
-    pipeline.run_differ()
-    return pipeline.notifications()
+    return pipeline.cycle()
 
 
 def test_the_first_run_is_silent(world: tuple[Any, Pipeline]) -> None:
@@ -141,10 +139,12 @@ def test_a_replayed_stream_batch_publishes_nothing_new(world: tuple[Any, Pipelin
     pipeline.run_checkers()
     records = pipeline.stream_records()
     pipeline.run_differ(records)
+    pipeline.run_digest()
     assert len(pipeline.notifications()) == 1
     # When the same batch is delivered again (a retry after a partial failure, a redelivery)
     pipeline.run_differ(records)
     pipeline.run_differ(records, batch_size=7)
+    pipeline.run_digest()
     assert pipeline.notifications() == []
 
 

@@ -10,6 +10,7 @@ import pytest
 from fwwatch.aws.settings import (
     CheckerSettings,
     DifferSettings,
+    DigestSettings,
     SchedulerSettings,
     SlackSettings,
 )
@@ -79,7 +80,7 @@ def test_the_control_table_expires_items_by_their_expires_at(make_aws_stack: Mak
 def test_every_table_has_point_in_time_recovery(make_aws_stack: MakeAwsStack) -> None:
     # Given a provisioned stack
     stack = make_aws_stack()
-    for logical_id in ("StateTable", "ControlTable"):
+    for logical_id in ("StateTable", "ControlTable", "RunTable"):
         # When the table's backups are described
         backups = stack.client("dynamodb").describe_continuous_backups(
             TableName=stack.table_name(logical_id)
@@ -239,15 +240,60 @@ def test_the_checker_env_names_the_real_tables_and_secret(make_aws_stack: MakeAw
     stack.client("secretsmanager").get_secret_value(SecretId=env["TUYA_SECRET_NAME"])
 
 
-def test_the_differ_env_names_the_real_topic_and_table(make_aws_stack: MakeAwsStack) -> None:
+def test_the_differ_env_names_the_real_run_table_and_digest_queue(
+    make_aws_stack: MakeAwsStack,
+) -> None:
     # Given a provisioned stack / When the differ's environment is resolved
     stack = full_stack(make_aws_stack)
     env = stack.function_env("DifferFunction")
-    # Then a message can be published to the topic it names
+    # Then it keeps news in the real run table and asks for digests on the real queue
+    assert env["RUN_TABLE"] == stack.table_name("RunTable")
+    stack.client("dynamodb").describe_table(TableName=env["RUN_TABLE"])
+    assert env["DIGEST_QUEUE_URL"] == stack.queue_url("DigestQueue")
+    stack.client("sqs").get_queue_attributes(QueueUrl=env["DIGEST_QUEUE_URL"])
+    assert (env["DIGEST_DELAY_S"], env["DIGEST_DEADLINE_S"]) == ("60", "21600")
+    assert env["NOTIFY_ON_FIRST_SEEN"] == "false"
+    assert "TOPIC_ARN" not in env
+
+
+def test_the_digest_env_names_the_real_topic_tables_and_queue(make_aws_stack: MakeAwsStack) -> None:
+    # Given a provisioned stack / When the digest's environment is resolved
+    stack = full_stack(make_aws_stack)
+    env = stack.function_env("DigestFunction")
+    # Then a message can be published to the topic it names, and the tables exist
     assert env["TOPIC_ARN"] == stack.topic_arn("NotificationTopic")
     stack.client("sns").publish(TopicArn=env["TOPIC_ARN"], Message="{}", Subject="fwwatch test")
+    assert env["RUN_TABLE"] == stack.table_name("RunTable")
     assert env["CONTROL_TABLE"] == stack.table_name("ControlTable")
-    assert env["NOTIFY_ON_FIRST_SEEN"] == "false"
+    assert env["DIGEST_QUEUE_URL"] == stack.queue_url("DigestQueue")
+    assert env["DIGEST_PER_RUN"] == "false"
+
+
+def test_the_digest_queue_dead_letters_after_five_receives(make_aws_stack: MakeAwsStack) -> None:
+    stack = make_aws_stack()
+    attributes = stack.client("sqs").get_queue_attributes(
+        QueueUrl=stack.queue_url("DigestQueue"), AttributeNames=["All"]
+    )["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive == {
+        "deadLetterTargetArn": stack.arn("DigestDeadLetterQueue"),
+        "maxReceiveCount": 5,
+    }
+
+
+def test_per_run_digests_switch_the_email_subscription_to_the_runs_message(
+    make_aws_stack: MakeAwsStack,
+) -> None:
+    for per_run, kind in ((False, "release"), (True, "run")):
+        stack = make_aws_stack(
+            parameters={"NotificationEmail": "ops@example.com", "DigestPerRun": per_run},
+            stack_name=f"fwwatch-{kind}",
+        )
+        sns = stack.client("sns")
+        arn = stack.resources["EmailSubscription"]
+        policy = sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]["FilterPolicy"]
+        assert json.loads(policy) == {"kind": [kind]}
+        assert stack.function_env("DigestFunction")["DIGEST_PER_RUN"] == str(per_run).lower()
 
 
 def test_the_slack_env_names_the_secret_holding_the_webhook(make_aws_stack: MakeAwsStack) -> None:
@@ -313,6 +359,7 @@ def test_parameters_reach_the_functions_environment(make_aws_stack: MakeAwsStack
         ("SchedulerFunction", SchedulerSettings),
         ("CheckerFunction", CheckerSettings),
         ("DifferFunction", DifferSettings),
+        ("DigestFunction", DigestSettings),
         ("SlackFunction", SlackSettings),
     ],
 )
@@ -379,8 +426,22 @@ def test_the_slack_function_hears_the_notification_topic(make_aws_stack: MakeAws
     # Given a stack with Slack / When the Slack function's event source is resolved
     stack = full_stack(make_aws_stack)
     event = stack.event_source("SlackFunction", "Notifications")
-    # Then it is the real notification topic
-    assert event == {"Type": "SNS", "Properties": {"Topic": stack.topic_arn("NotificationTopic")}}
+    # Then it is the real notification topic, each release's first message only
+    assert event == {
+        "Type": "SNS",
+        "Properties": {
+            "Topic": stack.topic_arn("NotificationTopic"),
+            "FilterPolicy": {"kind": ["release"]},
+        },
+    }
+
+
+def test_the_digest_consumes_the_digest_queue(make_aws_stack: MakeAwsStack) -> None:
+    stack = make_aws_stack()
+    event = stack.event_source("DigestFunction", "DigestRequests")
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == stack.arn("DigestQueue")
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_the_schedule_dead_letters_to_the_real_queue(make_aws_stack: MakeAwsStack) -> None:

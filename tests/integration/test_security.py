@@ -616,6 +616,7 @@ class AwsScenario:
     dead_letters: str
     state_items: str
     control_items: str
+    run_items: str
     secrets: dict[str, str]
     slack_calls: int
     fatal: str
@@ -631,7 +632,12 @@ def aws_scenario() -> AwsScenario:
         tap = TokenTap(sim, env)
         contexts.enter_context(mock_aws())
         stack = provision_stack(
-            parameters={"TuyaEndpoint": sim.url, "DevicesPerMessage": 2, "LogLevel": "DEBUG"},
+            parameters={
+                "TuyaEndpoint": sim.url,
+                "DevicesPerMessage": 2,
+                "LogLevel": "DEBUG",
+                "DigestDelaySeconds": 0,
+            },
             tuya_secret={"access_id": ACCESS_ID, "access_secret": SECRET},
             slack_webhook_url=f"https://hooks.slack.com{SLACK_PATH}",
         )
@@ -670,6 +676,7 @@ def run_aws_scenario(
         answers.append(p.schedule())
         answers.extend(p.run_checkers())
         answers.extend(p.run_differ())
+        answers.extend(p.run_digest())
         envelopes.extend(p.notifications())
 
     cycle(pipeline)
@@ -702,6 +709,7 @@ def run_aws_scenario(
     dynamodb = stack.client("dynamodb")
     state = dynamodb.scan(TableName=stack.table_name("StateTable"))["Items"]
     control = dynamodb.scan(TableName=stack.table_name("ControlTable"))["Items"]
+    runs = dynamodb.scan(TableName=stack.table_name("RunTable"))["Items"]
     # The shared token item necessarily holds the access token: that is the token's storage
     # (encrypted with the stack's KMS key), not a log or a message, so it is left out.
     control_without_token = [item for item in control if item["pk"]["S"] != "tuya-token"]
@@ -716,6 +724,7 @@ def run_aws_scenario(
         dead_letters=json.dumps(broken.dead_letters()),
         state_items=json.dumps(state),
         control_items=json.dumps(control_without_token),
+        run_items=json.dumps(runs),
         secrets=secrets_with(tap.tokens()),
         slack_calls=len(slack_calls),
         fatal=full_text(stopped.value),
@@ -735,6 +744,7 @@ def test_the_aws_scenario_really_handles_every_secret(aws_scenario: AwsScenario)
     assert "sign invalid" in s.fatal
     assert "batchItemFailures" in s.answers
     assert "Firmware 1.1.0 is available" in s.notifications
+    assert '"news#' in s.run_items  # the run's news was kept there before its digest
 
 
 @pytest.mark.parametrize(
@@ -751,6 +761,7 @@ def test_the_aws_scenario_really_handles_every_secret(aws_scenario: AwsScenario)
         "dead_letters",
         "state_items",
         "control_items",
+        "run_items",
         "fatal",
     ],
 )

@@ -7,6 +7,7 @@ import pytest
 from fwwatch.aws.settings import (
     CheckerSettings,
     DifferSettings,
+    DigestSettings,
     SchedulerSettings,
     SlackSettings,
     TuyaAccessSettings,
@@ -23,6 +24,8 @@ CHECKER = {
     "STATE_TABLE": "state",
     "CHECK_QUEUE_URL": "https://sqs.example/check",
     "CHECK_DEAD_LETTER_QUEUE_URL": "https://sqs.example/dlq",
+    "RUN_TABLE": "runs",
+    "DIGEST_QUEUE_URL": "https://sqs.example/digest",
 }
 SETTINGS_MODELS: list[type[EnvSettings]] = [
     TuyaSettings,
@@ -30,6 +33,7 @@ SETTINGS_MODELS: list[type[EnvSettings]] = [
     SchedulerSettings,
     CheckerSettings,
     DifferSettings,
+    DigestSettings,
     SlackSettings,
 ]
 
@@ -283,6 +287,8 @@ def test_each_checkers_share_of_the_rate_may_be_under_one_request_a_second(
             "STATE_TABLE": "state",
             "CHECK_QUEUE_URL": "https://sqs.eu-central-1.amazonaws.com/1/check",
             "CHECK_DEAD_LETTER_QUEUE_URL": "https://sqs.eu-central-1.amazonaws.com/1/dlq",
+            "RUN_TABLE": "runs",
+            "DIGEST_QUEUE_URL": "https://sqs.eu-central-1.amazonaws.com/1/digest",
             "TUYA_QPS": qps,
             "CHECKER_MAX_CONCURRENCY": instances,
         }

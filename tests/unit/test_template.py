@@ -617,13 +617,20 @@ def test_an_sqs_batch_never_needs_a_batching_window_it_lacks(template: Template)
         assert size <= 10 or props.get("MaximumBatchingWindowInSeconds", 0) >= 1
 
 
-def test_the_checker_concurrency_cannot_go_below_the_sqs_minimum(template: Template) -> None:
-    # Given the parameter behind the SQS event's maximum concurrency
-    ((_, _, props),) = events_of_type(template, "SQS")
-    parameter = template.parameters[props["ScalingConfig"]["MaximumConcurrency"]["Ref"]]
-    # When its bounds are read / Then they stay within what SQS accepts
-    assert (parameter["MinValue"], parameter["MaxValue"]) == (2, 1000)
-    assert 2 <= parameter["Default"] <= 1000
+def test_no_queue_consumer_concurrency_can_go_below_the_sqs_minimum(template: Template) -> None:
+    # Given every SQS event source's maximum concurrency
+    sources = events_of_type(template, "SQS")
+    assert len(sources) >= 2
+    for function, _, props in sources:
+        concurrency = props["ScalingConfig"]["MaximumConcurrency"]
+        # When it is a parameter, its bounds; else the value itself
+        if isinstance(concurrency, Mapping):
+            parameter = template.parameters[concurrency["Ref"]]
+            # Then they stay within what SQS accepts
+            assert (parameter["MinValue"], parameter["MaxValue"]) == (2, 1000), function
+            assert 2 <= parameter["Default"] <= 1000
+        else:
+            assert 2 <= concurrency <= 1000, function
 
 
 def test_every_stream_event_splits_a_failing_batch(template: Template) -> None:
@@ -810,3 +817,131 @@ def test_the_layer_is_built_for_the_functions_runtime_and_architecture(template:
     recipe = (REPO / "shared" / "Makefile").read_text()
     assert "--python-version " + runtime.removeprefix("python") in recipe
     assert {"arm64": "aarch64", "x86_64": "x86_64"}[architectures[0]] in recipe
+
+
+# ------------------------------------------------------------------------------ the digest
+
+
+def actions_on(template: Template, function: str, resource: str) -> set[str]:
+    """The actions a function's inline statements grant on ``!GetAtt resource.Arn``."""
+    return {
+        action
+        for owner, statement in identity_statements(template)
+        if owner == function and statement.get("Resource") == {"Fn::GetAtt": [resource, "Arn"]}
+        for action in as_list(statement["Action"])
+    }
+
+
+def policy_targets(template: Template, function: str, policy_template: str) -> set[str]:
+    """The resources a function's SAM policy templates of one kind name."""
+    return {
+        next(iter(references(arguments)))
+        for owner, policy in function_policies(template)
+        if owner == function and isinstance(policy, Mapping) and policy_template in policy
+        for arguments in [policy[policy_template]]
+    }
+
+
+def test_only_the_digest_publishes_notifications(template: Template) -> None:
+    # Given the functions that may publish to a topic
+    publishers = {
+        function
+        for function in template.functions()
+        if policy_targets(template, function, "SNSPublishMessagePolicy")
+    }
+    # Then the digest is the one: the differ keeps news, it no longer publishes it
+    assert publishers == {"DigestFunction"}
+    assert policy_targets(template, "DigestFunction", "SNSPublishMessagePolicy") == {
+        "NotificationTopic"
+    }
+
+
+def test_each_function_has_only_the_run_table_actions_its_part_needs(template: Template) -> None:
+    # Given what each function may do on the run table and on the control table
+    run_table = {
+        function: actions_on(template, function, "RunTable") for function in template.functions()
+    }
+    control = {
+        function: actions_on(template, function, "ControlTable")
+        for function in template.functions()
+    }
+    # Then the checker counts, the differ keeps news, the digest reads and records, and no
+    # function may scan, delete or put whole items
+    assert run_table == {
+        "SchedulerFunction": set(),
+        "CheckerFunction": {"dynamodb:UpdateItem"},
+        "DifferFunction": {"dynamodb:BatchWriteItem", "dynamodb:UpdateItem"},
+        "DigestFunction": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+        "SlackFunction": set(),
+    }
+    # And the differ no longer reads the control table (the ledger is the digest's)
+    assert control["DifferFunction"] == set()
+    assert control["DigestFunction"] == {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}
+
+
+def test_digest_requests_are_sent_by_the_checker_the_differ_and_the_digest_only(
+    template: Template,
+) -> None:
+    # Given the functions that may send to the digest queue
+    senders = {
+        function
+        for function in template.functions()
+        if "DigestQueue" in policy_targets(template, function, "SQSSendMessagePolicy")
+    }
+    # Then they are the checker (completion), the differ (deadline, late news) and the
+    # digest (a request that came early, or while another digest ran)
+    assert senders == {"CheckerFunction", "DifferFunction", "DigestFunction"}
+    # And only the digest consumes it
+    consumers = [
+        function
+        for function, _, props in events_of_type(template, "SQS")
+        if get_att_target(props["Queue"]) == "DigestQueue"
+    ]
+    assert consumers == ["DigestFunction"]
+
+
+def test_every_wait_of_the_digest_is_a_parameter_in_seconds_within_what_sqs_holds(
+    template: Template,
+) -> None:
+    # Given the parameters of the digest's waits
+    waits = {name: spec for name, spec in template.parameters.items() if name.startswith("Digest")}
+    waits = {name: spec for name, spec in waits.items() if spec["Type"] == "Number"}
+    # Then each says so in its name, and none can be negative
+    assert set(waits) == {"DigestDelaySeconds", "DigestDeadlineSeconds"}
+    assert all(name.endswith("Seconds") and spec["MinValue"] >= 0 for name, spec in waits.items())
+    # And the delay may be none at all, and at most what SQS holds a message back
+    assert (waits["DigestDelaySeconds"]["MinValue"], waits["DigestDelaySeconds"]["MaxValue"]) == (
+        0,
+        900,
+    )
+    # And a deadline request outlives its longest wait in the queue
+    retention = template.properties("DigestQueue")["MessageRetentionPeriod"]
+    assert retention > waits["DigestDeadlineSeconds"]["MaxValue"] + 900
+
+
+def test_the_digest_lease_outlasts_the_digest_function(template: Template) -> None:
+    from fwwatch.aws.run_table import DIGEST_LEASE_S
+
+    # Given the digest's timeout / Then a digest cannot still run when its lease ends
+    assert template.function_properties("DigestFunction")["Timeout"] < DIGEST_LEASE_S
+
+
+def test_the_run_table_expires_its_items_by_the_attribute_the_code_writes(
+    template: Template,
+) -> None:
+    ttl = template.properties("RunTable")["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_people_get_one_message_per_release_or_one_per_run(template: Template) -> None:
+    # Given the subscriptions people read: e-mail, and the Slack function's
+    email = template.properties("EmailSubscription")["FilterPolicy"]
+    (slack,) = [
+        props["FilterPolicy"]
+        for function, _, props in events_of_type(template, "SNS")
+        if function == "SlackFunction"
+    ]
+    # Then Slack gets each release's first part, and e-mail the same or the run's message
+    assert slack == {"kind": ["release"]}
+    assert email == {"Fn::If": ["DigestsPerRun", {"kind": ["run"]}, {"kind": ["release"]}]}
+    assert template.parameters["DigestPerRun"]["Default"] == "false"

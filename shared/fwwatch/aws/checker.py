@@ -2,25 +2,35 @@
 
 Each SQS record is one :class:`~fwwatch.messages.CheckMessage`. Its devices are checked and
 settled by :func:`~fwwatch.cycle.check_batch`; what changed is written to the state table
-(whose stream makes the news); devices to retry go back to the queue as the next attempt,
-after the policy's delay; devices that gave up are dead-lettered with their errors.
+(whose stream makes the news), each item naming the run that wrote it; devices to retry go
+back to the queue as the next attempt, after the policy's delay; devices that gave up are
+dead-lettered with their errors.
+
+After the batch, one write per run counts the messages the invocation settled (and the
+retries it sent) in the run table. The checker whose count completes a run that wrote
+channel states claims the completion (a conditional write) and asks for the run's digest,
+``DIGEST_DELAY_S`` later, so that the table's stream is drained first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..cycle import DeviceRetryPolicy, Settlement, StateReader, check_batch
-from ..messages import CheckMessage, DeadLetter
-from ..state import ChannelKey, ChannelState
+from ..messages import CheckMessage, DeadLetter, DigestReason, DigestRequest
+from ..state import DEVICE_LEVEL_CHANNEL, ChannelKey, ChannelState
 from ..tuya import TuyaFatalError
 from .observability import logger, metrics
-from .queue_sqs import SqsCheckQueue
+from .queue_sqs import SqsCheckQueue, SqsDigestQueue
+from .run_table import DynamoRunTable, RunProgress
 from .secrets import SecretReader, powertools_secret
 from .settings import CheckerSettings
 from .store_dynamodb import DynamoStateStore
@@ -32,7 +42,7 @@ if TYPE_CHECKING:
 
     from ..tuya import TuyaClient
 
-__all__ = ["CheckerService", "RetryQueue", "StateTable"]
+__all__ = ["CheckerService", "DigestQueue", "RetryQueue", "RunProgressTable", "StateTable"]
 
 #: Set for the duration of one checker batch; its tasks carry it in their context.
 _BATCH = contextvars.ContextVar[object | None]("fwwatch_batch", default=None)
@@ -58,6 +68,36 @@ class RetryQueue(Protocol):
         ...
 
 
+class RunProgressTable(Protocol):
+    """Where the checkers count each run's settled messages (the run table)."""
+
+    def note_changes(self, run_id: str) -> None: ...
+
+    def settle(
+        self, run_id: str, *, parts: int, settled: Iterable[str], retries: Iterable[str] = ()
+    ) -> RunProgress: ...
+
+    def claim_completion(self, run_id: str) -> bool: ...
+
+    def release_completion(self, run_id: str) -> None: ...
+
+
+class DigestQueue(Protocol):
+    """Where a run's digest is asked for (SQS)."""
+
+    def send(self, requests: Sequence[DigestRequest]) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """A message the invocation settled: its place in the run, and the retry it sent."""
+
+    run_id: str
+    parts: int
+    key: str
+    retry_key: str | None
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -75,16 +115,24 @@ class CheckerService:
         store: StateTable,
         queue: RetryQueue,
         tuya: TuyaAccess,
+        runs: RunProgressTable,
+        digests: DigestQueue,
     ) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
         self.tuya = tuya
+        self.runs = runs
+        self.digests = digests
         self.policy = DeviceRetryPolicy(
             max_attempts=settings.max_attempts, delay_s=settings.retry_delay_s
         )
         self._client_now: TuyaClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        # This invocation's: the messages settled (by SQS message ID), the runs whose
+        # changes were noted.
+        self._settled: dict[str, _Settled] = {}
+        self._noted: set[str] = set()
 
     @classmethod
     def from_clients(
@@ -112,6 +160,8 @@ class CheckerService:
                 read_secret=read_secret,
                 transport=transport,
             ),
+            runs=DynamoRunTable(dynamodb, settings.run_table),
+            digests=SqsDigestQueue(sqs, settings.digest_queue_url),
         )
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> PartialItemFailureResponse:
@@ -134,8 +184,9 @@ class CheckerService:
         # Every task of this batch inherits the mark, so that a batch cut short can end its
         # own unfinished checks, and nothing else, before the client closes.
         mark = _BATCH.set(object())
+        self._settled, self._noted = {}, set()
         try:
-            return async_process_partial_response(
+            response = async_process_partial_response(
                 event=dict(event),
                 record_handler=self.check_record,
                 processor=AsyncBatchProcessor(event_type=EventType.SQS),
@@ -144,6 +195,52 @@ class CheckerService:
         finally:
             self._close_client(_BATCH.get())
             _BATCH.reset(mark)
+        return self._count_settled(response)
+
+    def _count_settled(self, response: PartialItemFailureResponse) -> PartialItemFailureResponse:
+        """One write per run: the messages settled, the retries sent; then, if that completes
+        the run, the claim and the digest request.
+
+        When a run's count cannot be written, its messages are reported failed: they come
+        back, are checked again (nothing changed: no write) and counted then.
+        """
+        failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+        by_run: dict[str, dict[str, _Settled]] = {}
+        for message_id, settled in self._settled.items():
+            if message_id not in failed:
+                by_run.setdefault(settled.run_id, {})[message_id] = settled
+        self._settled = {}
+        for run_id, messages in by_run.items():
+            try:
+                progress = self.runs.settle(
+                    run_id,
+                    parts=max(m.parts for m in messages.values()),
+                    settled=[m.key for m in messages.values()],
+                    retries=[m.retry_key for m in messages.values() if m.retry_key],
+                )
+                if progress.complete and progress.completed_at is None:
+                    self._ask_for_the_digest(progress)
+            except (ClientError, BotoCoreError, RuntimeError) as exc:
+                logger.error(f"could not count the run's settled messages: {exc}")
+                response["batchItemFailures"] += [{"itemIdentifier": i} for i in messages]
+        return response
+
+    def _ask_for_the_digest(self, progress: RunProgress) -> None:
+        if not progress.has_changes:
+            logger.info("run complete, no state changed: no digest")
+            return
+        if not self.runs.claim_completion(progress.run_id):
+            return  # another checker saw the completion first
+        due = int(time.time()) + self.settings.digest_delay_s
+        request = DigestRequest(
+            run_id=progress.run_id, reason=DigestReason.COMPLETE, not_before=due
+        )
+        try:
+            self.digests.send([request])
+        except BaseException:
+            self.runs.release_completion(progress.run_id)
+            raise
+        logger.info("run complete: digest asked for", extra={"messages": len(progress.settled)})
 
     def _client(self) -> TuyaClient:
         # One client (one rate limiter, one set of connections) for every record of the batch,
@@ -191,11 +288,23 @@ class CheckerService:
             # One clear line (the record fails and comes back; the alarms take it from there).
             logger.error(f"stopped: {exc}", extra={"code": exc.code, "tid": exc.tid})
             raise
-        if batch.states and (stale := self.store.put_items(batch.states)):
-            logger.info("kept newer states", extra={"stale": len(stale)})
+        if batch.states:
+            states = [state.model_copy(update={"run_id": message.run_id}) for state in batch.states]
+            if message.run_id not in self._noted and any(
+                state.channel != DEVICE_LEVEL_CHANNEL for state in states
+            ):
+                # Before the write: a run whose channels changed is digested at completion,
+                # even when this invocation dies after writing and the redo finds no change.
+                self.runs.note_changes(message.run_id)
+                self._noted.add(message.run_id)
+            if stale := self.store.put_items(states):
+                logger.info("kept newer states", extra={"stale": len(stale)})
+        retry_key = None
         if retry := batch.retry_ids:
             delay = self.policy.delay_before(message.attempt + 1, retry_after_s=batch.retry_after_s)
-            self.queue.send([message.retry(retry)], delay_s=round(delay))
+            again = message.retry(retry)
+            self.queue.send([again], delay_s=round(delay))
+            retry_key = again.progress_key
         gave_up = {r.device_id: r.error for r in batch.having(Settlement.GAVE_UP) if r.error}
         if gave_up:
             self.queue.dead_letter(DeadLetter.of(message, gave_up))
@@ -205,6 +314,10 @@ class CheckerService:
         metrics.add_metric(name="DevicesChecked", unit=MetricUnit.Count, value=len(checked))
         metrics.add_metric(name="UpdatesFound", unit=MetricUnit.Count, value=updates)
         _count_errors(r.error for r in batch.having(Settlement.DEVICE_ERROR, Settlement.GAVE_UP))
+        if message.progress_key is not None and message.parts is not None:
+            self._settled[record.message_id] = _Settled(
+                message.run_id, message.parts, message.progress_key, retry_key
+            )
         return {
             "checked": len(checked),
             "written": len(batch.states),

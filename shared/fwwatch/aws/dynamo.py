@@ -39,14 +39,22 @@ def _plain(value: Any) -> Any:
 
 
 def batch_get(
-    client: Any, table: str, keys: Sequence[Mapping[str, Any]], *, attempts: int = 8
+    client: Any,
+    table: str,
+    keys: Sequence[Mapping[str, Any]],
+    *,
+    attempts: int = 8,
+    consistent: bool = False,
 ) -> list[dict[str, Any]]:
     """BatchGetItem over any number of keys (100 per call), retrying unprocessed keys."""
     found: list[dict[str, Any]] = []
     for start in range(0, len(keys), BATCH_GET_LIMIT):
-        pending: dict[str, Any] = {
-            table: {"Keys": [to_dynamo(key) for key in keys[start : start + BATCH_GET_LIMIT]]}
+        request: dict[str, Any] = {
+            "Keys": [to_dynamo(key) for key in keys[start : start + BATCH_GET_LIMIT]]
         }
+        if consistent:
+            request["ConsistentRead"] = True
+        pending: dict[str, Any] = {table: request}
         for attempt in range(attempts):
             answer = client.batch_get_item(RequestItems=pending)
             found += [from_dynamo(item) for item in answer.get("Responses", {}).get(table, [])]

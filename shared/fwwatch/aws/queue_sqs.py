@@ -1,16 +1,19 @@
-"""The check queue: messages of device IDs, sent ten to a request."""
+"""The queues: check messages (device IDs, sent ten to a request), and digest requests."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..messages import CheckMessage, DeadLetter
+from ..messages import CheckMessage, DeadLetter, DigestRequest
 
-__all__ = ["SqsCheckQueue"]
+__all__ = ["MAX_DELAY_S", "SqsCheckQueue", "SqsDigestQueue"]
 
 SEND_BATCH_LIMIT = 10
+#: The longest SQS holds a message back.
+MAX_DELAY_S = 900
 
 
 class SqsCheckQueue:
@@ -54,3 +57,41 @@ class SqsCheckQueue:
         self._client.send_message(
             QueueUrl=self.dead_letter_url, MessageBody=letter.model_dump_json()
         )
+
+
+class SqsDigestQueue:
+    """Sends digest requests, each held back until it is due (at most :data:`MAX_DELAY_S`:
+    a request due later arrives early, and the digest sends it on again)."""
+
+    def __init__(
+        self, client: Any, queue_url: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._client = client
+        self.queue_url = queue_url
+        self._clock = clock
+
+    def send(self, requests: Sequence[DigestRequest]) -> None:
+        """Send the requests (one SendMessage, or one SendMessageBatch for several)."""
+        now = self._clock()
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": request.model_dump_json(),
+                "DelaySeconds": min(MAX_DELAY_S, max(0, math.ceil(request.not_before - now))),
+            }
+            for index, request in enumerate(requests)
+        ]
+        if len(entries) == 1:
+            entry = entries[0]
+            self._client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=entry["MessageBody"],
+                DelaySeconds=entry["DelaySeconds"],
+            )
+            return
+        for start in range(0, len(entries), SEND_BATCH_LIMIT):
+            answer = self._client.send_message_batch(
+                QueueUrl=self.queue_url, Entries=entries[start : start + SEND_BATCH_LIMIT]
+            )
+            if answer.get("Failed"):
+                raise RuntimeError(f"SQS refused {len(answer['Failed'])} digest requests")

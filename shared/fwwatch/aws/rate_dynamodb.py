@@ -44,16 +44,25 @@ class DynamoRateMemory:
         self._loaded = False
         self._known: float | None = None
 
+    @property
+    def key(self) -> str:
+        """The item's key (``pk``) in the control table."""
+        return self._key
+
     def load(self) -> float | None:
         """The learned limit (read once per container, then from memory)."""
         if not self._loaded:
             answer = self._client.get_item(
                 TableName=self._table, Key=to_dynamo({"pk": self._key}), ConsistentRead=False
             )
-            rps = from_dynamo(answer.get("Item", {})).get("rps")
-            self._known = float(rps) if isinstance(rps, int | float) and rps > 0 else None
-            self._loaded = True
+            self.prime(from_dynamo(answer.get("Item", {})))
         return self._known
+
+    def prime(self, item: dict[str, Any] | None) -> None:
+        """Take the item as read by someone else (one request for the token and the rate)."""
+        rps = (item or {}).get("rps")
+        self._known = float(rps) if isinstance(rps, int | float) and rps > 0 else None
+        self._loaded = True
 
     def save(self, learned: float | None) -> bool:
         """Keep a newly learned limit; ``True`` when it was written."""

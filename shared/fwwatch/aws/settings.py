@@ -11,7 +11,7 @@ and the values are read through Powertools Parameters (cached).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -29,6 +29,7 @@ from ..tuya.settings import EnvSettings
 __all__ = [
     "CheckerSettings",
     "DifferSettings",
+    "DigestSettings",
     "FunctionSettings",
     "SchedulerSettings",
     "SlackSettings",
@@ -36,6 +37,27 @@ __all__ = [
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+#: The template's DigestDelaySeconds: how long a digest request waits, so that the state
+#: table's stream is drained first (SQS holds a message back 900 s at most).
+DigestDelaySeconds = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=900,
+        description="seconds a digest waits after a run completes, or after late news",
+    ),
+]
+#: The template's DigestDeadlineSeconds: a run whose check never completes (a message in
+#: the dead-letter queue) is digested this long after its first news all the same.
+DigestDeadlineSeconds = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=86400,
+        description="seconds after a run's first news by which its digest goes out anyway",
+    ),
+]
 
 
 class FunctionSettings(EnvSettings):
@@ -142,6 +164,11 @@ class CheckerSettings(TuyaAccessSettings):
     )
     max_attempts: CheckAttempts = 3
     retry_delay_s: RecheckDelaySeconds = 30
+    run_table: str = Field(min_length=1, description="DynamoDB table of the runs' progress")
+    digest_queue_url: str = Field(
+        min_length=1, description="SQS queue that a completed run's digest is asked on"
+    )
+    digest_delay_s: DigestDelaySeconds = 60
 
     @property
     def qps_per_instance(self) -> float:
@@ -150,14 +177,36 @@ class CheckerSettings(TuyaAccessSettings):
 
 
 class DifferSettings(FunctionSettings):
-    """The differ: where news goes, and whether a first sighting is news."""
+    """The differ: where a run's news is kept, and whether a first sighting is news."""
 
+    run_table: str = Field(
+        min_length=1, description="DynamoDB table where each run's news waits for its digest"
+    )
+    digest_queue_url: str = Field(
+        min_length=1, description="SQS queue of the digest requests (deadline, late news)"
+    )
+    digest_delay_s: DigestDelaySeconds = 60
+    digest_deadline_s: DigestDeadlineSeconds = 21600
+    notify_on_first_seen: bool = Field(
+        default=False, description="announce an update already on offer at a first sighting"
+    )
+
+
+class DigestSettings(FunctionSettings):
+    """The digest: a run's news, published once per release."""
+
+    run_table: str = Field(
+        min_length=1, description="DynamoDB table of the runs' progress and news"
+    )
     control_table: str = Field(
         min_length=1, description="DynamoDB table of the ledger of published news"
     )
     topic_arn: str = Field(min_length=1, description="SNS topic of the notifications")
-    notify_on_first_seen: bool = Field(
-        default=False, description="announce an update already on offer at a first sighting"
+    digest_queue_url: str = Field(
+        min_length=1, description="SQS queue of the digest requests (to send one on again)"
+    )
+    digest_per_run: bool = Field(
+        default=False, description="also publish one message per run listing every release"
     )
 
 

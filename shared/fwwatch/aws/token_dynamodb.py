@@ -148,12 +148,29 @@ class DynamoTokenStore:
 
     # ------------------------------------------------------------------ DynamoDB
 
+    @property
+    def key(self) -> str:
+        """The item's key (``pk``) in the control table."""
+        return self._key
+
+    def prime(self, item: dict[str, Any] | None) -> None:
+        """Take the item as read by someone else (a consistent read of the same key).
+
+        A new container reads its token and its learned rate in one request; once a token is
+        held, the item is read again only when the token is rejected.
+        """
+        if self._cached is None:
+            self.reads += 1
+            self._cached = self._accept(item or {})
+
     def _read(self) -> Token | None:
         self.reads += 1
         answer = self._client.get_item(
             TableName=self._table, Key=to_dynamo({"pk": self._key}), ConsistentRead=True
         )
-        item = from_dynamo(answer.get("Item", {}))
+        return self._accept(from_dynamo(answer.get("Item", {})))
+
+    def _accept(self, item: dict[str, Any]) -> Token | None:
         retry_at = item.get("renew_retry_at")
         if isinstance(retry_at, int | float):
             self._failure = (float(retry_at), str(item.get("renew_error", "unknown")))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .dynamo import batch_get
 from .observability import logger
 from .rate_dynamodb import DynamoRateMemory
 from .secrets import SecretReader, powertools_secret
@@ -64,6 +65,7 @@ class TuyaAccess:
                 access_id=settings.access_id,
                 share=self._rate_share,
             )
+            self._read_token_and_rate(self.rates)
         try:
             known = self.rates.load()
         except (ClientError, BotoCoreError) as exc:  # a cache: start slowly instead
@@ -72,6 +74,21 @@ class TuyaAccess:
         return TuyaClient(
             settings, token_store=self.tokens, transport=self._transport, known_rate_limit=known
         )
+
+    def _read_token_and_rate(self, rates: DynamoRateMemory) -> None:
+        """A new container's first read: the shared token and the learned rate in one request.
+
+        Best effort: on failure each is read on its own, as before, when first needed.
+        """
+        keys = [{"pk": rates.key}, {"pk": self.tokens.key}]
+        try:
+            items = batch_get(self._dynamodb, self.settings.control_table, keys, consistent=True)
+        except (ClientError, BotoCoreError, RuntimeError) as exc:
+            logger.warning(f"could not read the shared token and the learned rate: {exc}")
+            return
+        found = {str(item["pk"]): item for item in items}
+        rates.prime(found.get(rates.key))
+        self.tokens.prime(found.get(self.tokens.key))
 
     def keep_learned_rate(self, client: TuyaClient) -> None:
         """Write the rate limit the client learned, when it changed (best effort)."""
