@@ -10,7 +10,8 @@ The drivers differ only in how they keep a settled batch and how they retry:
 
 - ``local/runner.py`` stores the changed states and their news in one SQLite transaction, and
   checks the devices to retry again in-process after :meth:`DeviceRetryPolicy.delay_before`;
-- ``aws/checker.py`` writes the changed states to DynamoDB (the table's stream makes the news)
+- ``aws/checker.py`` writes the changed states to DynamoDB (the differ turns the table's
+  stream into the run's news, and the digest tells it)
   and sends the devices to retry back to the queue with the same delay.
 """
 

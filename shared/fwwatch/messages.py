@@ -235,12 +235,8 @@ class ReleasePart(EventGroup):
         )
 
 
-class NewsMessage(BaseModel):
-    """One group of news as machines read it: the topic's JSON body.
-
-    ``devices`` are those of this message; when a release is published in parts,
-    ``release_device_count`` is the whole release's, and ``part`` of ``parts`` says which.
-    """
+class ReleaseFields(BaseModel):
+    """What names a release: the event, the product, the channel and the version."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -250,6 +246,17 @@ class NewsMessage(BaseModel):
     channel: int
     channel_name: str = ""
     version: str
+
+
+class NewsMessage(ReleaseFields):
+    """One group of news as machines read it: the topic's JSON body.
+
+    ``devices`` are those of this message; when a release is published in parts,
+    ``release_device_count`` is the whole release's, and ``part`` of ``parts`` says which.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
     previous_versions: list[str] = Field(default_factory=list)
     device_count: int
     occurred_at: IsoTime
@@ -343,17 +350,11 @@ class NewsMessage(BaseModel):
         return self.model_dump(mode="json")
 
 
-class ReleaseSummary(BaseModel):
+class ReleaseSummary(ReleaseFields):
     """One release as the run's digest message lists it."""
 
     model_config = ConfigDict(frozen=True)
 
-    type: EventType
-    product_id: str | None = None
-    product_name: str | None = None
-    channel: int
-    channel_name: str = ""
-    version: str
     device_count: int
     follow_up: bool = False
     subject: str

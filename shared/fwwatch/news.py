@@ -6,11 +6,10 @@ local outbox (SQLite) and the digest's ledger (DynamoDB).
 
 Two ports carry news out, on purpose different:
 
-- :class:`Publisher` (e.g. SNS) is synchronous and publishes one group to one topic;
-  subscribers (e-mail, the Slack function) fan out behind it, and :func:`publish_news`
-  records what went out in a :class:`NewsLedger`. On AWS the digest
-  (:mod:`fwwatch.aws.digest`) publishes a run's groups itself, recording each part of a
-  group in the ledger as it goes out, so that a retry sends none of them again.
+- the topic (:class:`fwwatch.aws.publish_sns.SnsPublisher`): the digest
+  (:mod:`fwwatch.aws.digest`) publishes each release of a run once, in parts when it is
+  large, and records each part in the run table and the :class:`NewsLedger` as it goes out,
+  so that a retry sends none again; subscribers (e-mail, the Slack function) fan out behind;
 - :class:`fwwatch.notify.Notifier` (local mode's port: console, Slack, e-mail, JSON lines) is
   asynchronous, named (each delivery is recorded per notifier in the outbox, so one that
   fails is retried alone) and can send a test message.
@@ -19,13 +18,12 @@ Two ports carry news out, on purpose different:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
-from .events import EventGroup, FirmwareEvent, diff, group_events
+from .events import FirmwareEvent, diff
 from .state import StateChange
 
-__all__ = ["NewsLedger", "PublishOutcome", "Publisher", "news_from_changes", "publish_news"]
+__all__ = ["NewsLedger", "news_from_changes"]
 
 
 def news_from_changes(
@@ -48,47 +46,3 @@ class NewsLedger(Protocol):
     def record(self, keys: Sequence[str]) -> None:
         """Remember these dedupe keys as published."""
         ...
-
-
-class Publisher(Protocol):
-    """Publishes one group of news (one message) to a topic."""
-
-    def publish(self, group: EventGroup) -> None:
-        """Publish, or raise."""
-        ...
-
-
-@dataclass
-class PublishOutcome:
-    """What :func:`publish_news` did."""
-
-    published: list[EventGroup] = field(default_factory=list)
-    duplicates: int = 0
-    failed: list[FirmwareEvent] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-def publish_news(
-    events: Sequence[FirmwareEvent], ledger: NewsLedger, publisher: Publisher
-) -> PublishOutcome:
-    """Group the events, drop news already published, publish the rest, remember it.
-
-    A group that fails to publish is not recorded: its events come back in ``failed`` so the
-    caller can have the batch retried; news published before the failure is recorded and
-    will not be sent again.
-    """
-    outcome = PublishOutcome()
-    unique = {event.dedupe_key: event for event in events}
-    seen = ledger.published(list(unique))
-    outcome.duplicates = len(events) - len(unique) + len(seen)
-    fresh = [event for key, event in unique.items() if key not in seen]
-    for group in group_events(fresh):
-        try:
-            publisher.publish(group)
-        except Exception as exc:  # any publish failure: keep the news for the retry
-            outcome.failed.extend(group.events)
-            outcome.errors.append(f"{type(exc).__name__}: {exc}")
-            continue
-        ledger.record([event.dedupe_key for event in group.events])
-        outcome.published.append(group)
-    return outcome

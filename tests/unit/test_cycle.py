@@ -9,9 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from fwwatch.cycle import DeviceRetryPolicy, SettledBatch, Settlement, check_batch, discover
-from fwwatch.events import EventGroup, EventType
 from fwwatch.messages import CheckMessage
-from fwwatch.news import news_from_changes, publish_news
 from fwwatch.state import DEVICE_LEVEL_CHANNEL, ChannelKey, ChannelState
 from fwwatch.tuya import (
     DeviceFirmware,
@@ -167,70 +165,3 @@ async def test_discovery_skips_invalid_and_repeated_ids_with_a_warning(
     assert found == [("good1", "GOOD1"), ("good2", "GOOD2")]
     assert "skipped a listed device" in caplog.text
     assert "../v1.0/token" in caplog.text
-
-
-def pair(
-    device: str, old: tuple[str, str | None], new: tuple[str, str | None]
-) -> tuple[ChannelState, ChannelState]:
-    def state(versions: tuple[str, str | None]) -> ChannelState:
-        current, target = versions
-        return ChannelState(
-            device_id=device,
-            channel=0,
-            channel_name="Main module",
-            product_id="p1",
-            current_version=current,
-            target_version=target,
-            upgrade_status=1 if target else 0,
-            update_available=bool(target),
-            first_seen=T0,
-            last_changed=T0,
-        )
-
-    return state(old), state(new)
-
-
-class Ledger:
-    def __init__(self) -> None:
-        self.keys: set[str] = set()
-
-    def published(self, keys: Sequence[str]) -> set[str]:
-        return self.keys & set(keys)
-
-    def record(self, keys: Sequence[str]) -> None:
-        self.keys.update(keys)
-
-
-class Publisher:
-    def __init__(self) -> None:
-        self.groups: list[EventGroup] = []
-        self.fail_next = 0
-
-    def publish(self, group: EventGroup) -> None:
-        if self.fail_next:
-            self.fail_next -= 1
-            raise RuntimeError("SNS is down")
-        self.groups.append(group)
-
-
-def test_news_of_a_batch_is_published_once_even_when_replayed() -> None:
-    changes = [pair(f"d{i}", ("1.0", None), ("1.0", "2.0")) for i in range(500)]
-    events = news_from_changes(changes, notify_first_seen=False)
-    ledger, publisher = Ledger(), Publisher()
-    first = publish_news(events, ledger, publisher)
-    replay = publish_news(events, ledger, publisher)
-    assert [g.device_count for g in publisher.groups] == [500]
-    assert (len(first.published), len(replay.published), replay.duplicates) == (1, 0, 500)
-
-
-def test_a_failed_publish_is_retried_without_repeating_what_went_out() -> None:
-    changes = [pair("a", ("1.0", None), ("1.0", "2.0")), pair("b", ("1.0", "2.0"), ("2.0", None))]
-    events = news_from_changes(changes, notify_first_seen=False)
-    ledger, publisher = Ledger(), Publisher()
-    publisher.fail_next = 1
-    first = publish_news(events, ledger, publisher)
-    assert len(first.failed) == 1
-    retry = publish_news(events, ledger, publisher)
-    kinds = sorted(g.type for g in publisher.groups)
-    assert kinds == [EventType.UPDATE_AVAILABLE, EventType.UPDATE_INSTALLED]
-    assert retry.failed == []

@@ -1,7 +1,7 @@
 """Where local mode's news goes: console, Slack, e-mail, a JSON-lines file.
 
 These are :class:`Notifier` s. The cloud publishes through another port, a
-:class:`fwwatch.news.Publisher` (SNS); :mod:`fwwatch.news` says why the two differ.
+SNS topic, through the digest; :mod:`fwwatch.news` says why the two differ.
 """
 
 from .base import DeliveryUncertainError, Notifier, NotifyError
