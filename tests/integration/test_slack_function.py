@@ -56,21 +56,15 @@ def news(
     """A stack whose Slack secret is the fake's URL, and the SNS envelopes of one release."""
     sim = make_simulator(fleet=fleet())
     stack = make_aws_stack(
-        parameters={"TuyaEndpoint": sim.url},
+        parameters={"TuyaEndpoint": sim.url, "DigestDelaySeconds": 0},
         tuya_secret={"access_id": sim.access_id, "access_secret": sim.access_secret},
         slack_webhook_url=slack.url,
     )
     pipeline = Pipeline(stack, overrides={"RETRY_DELAY_S": "0", "TUYA_QPS": "500"})
 
-    def cycle() -> list[dict[str, Any]]:
-        pipeline.schedule()
-        pipeline.run_checkers()
-        pipeline.run_differ()
-        return pipeline.notifications()
-
-    assert cycle() == []  # the baseline
+    assert pipeline.cycle() == []  # the baseline
     sim.cloud.publish_release(PLUG, 0, "1.1.0")
-    envelopes = cycle()
+    envelopes = pipeline.cycle()
     assert len(envelopes) == 1
     return pipeline, envelopes
 
