@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
+from botocore.exceptions import ClientError
 
 from fwwatch.events import EventGroup
 from fwwatch.notify import NotifyError
@@ -115,3 +116,19 @@ def serving_fake_slack(path: str) -> Iterator[FakeSlack]:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+def failing_calls(client: Any, operation: str, code: str, times: int) -> list[int]:
+    """Make the next ``times`` calls of ``operation`` fail as AWS would, through botocore.
+
+    Returns a one-item list: how many injected failures are left.
+    """
+    left = [times]
+
+    def fail(**_: Any) -> None:
+        if left[0] > 0:
+            left[0] -= 1
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+    client.meta.events.register(f"before-call.*.{operation}", fail)
+    return left

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from botocore.exceptions import ClientError
 
 from fwwatch.aws import queue_sqs
 from fwwatch.messages import DigestReason, DigestRequest
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice, generate_fleet
+from tests.integration.fakes import failing_calls
 from tests.integration.pipeline_harness import Pipeline, attributes_of, passes_sns_filter
 
 pytestmark = pytest.mark.integration
@@ -340,26 +340,13 @@ def test_a_deadline_beyond_what_sqs_holds_is_reached_by_sending_the_request_on(
 # ---------------------------------------------------------------------- failures
 
 
-def failing(client: Any, operation: str, code: str, times: int) -> list[int]:
-    """Make the next ``times`` calls of ``operation`` fail as AWS would, through botocore."""
-    left = [times]
-
-    def fail(**_: Any) -> None:
-        if left[0] > 0:
-            left[0] -= 1
-            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
-
-    client.meta.events.register(f"before-call.*.{operation}", fail)
-    return left
-
-
 def test_a_digest_request_that_cannot_be_sent_is_asked_for_again(world: Make) -> None:
     sim, pipeline = world()
     pipeline.cycle()
     sim.cloud.publish_release(PLUG, 0, "1.1.0")
     pipeline.schedule()
     # Given SQS refusing the checker's digest request once (the one SendMessage of a run)
-    left = failing(pipeline.stack.client("sqs"), "SendMessage", "InternalError", times=1)
+    left = failing_calls(pipeline.stack.client("sqs"), "SendMessage", "InternalError", times=1)
     answers = pipeline.run_checkers()
     # Then the claim was undone and the batch's messages came back, were counted again,
     # and the next count claimed the completion and sent the request
@@ -382,7 +369,7 @@ def test_a_stream_batch_whose_news_cannot_be_kept_is_retried_and_adds_nothing_tw
     pipeline.run_checkers()
     records = pipeline.stream_records()
     # Given the run table refusing the differ's first writes
-    left = failing(pipeline.stack.client("dynamodb"), "BatchWriteItem", "InternalError", 1)
+    left = failing_calls(pipeline.stack.client("dynamodb"), "BatchWriteItem", "InternalError", 1)
     answers = pipeline.run_differ(records)
     assert left == [0]
     assert any(a["batchItemFailures"] for a in answers)

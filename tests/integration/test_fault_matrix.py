@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from fwwatch.cycle import DeviceRetryPolicy
 from fwwatch.events import EventGroup
@@ -28,7 +27,7 @@ from fwwatch.local.runner import RunReport, run_cycle
 from fwwatch.local.store_sqlite import SqliteStore
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
 from fwwatch.tuya import RetryPolicy, TuyaClient, TuyaFatalError, TuyaSettings
-from tests.integration.fakes import RecordingNotifier
+from tests.integration.fakes import RecordingNotifier, failing_calls
 from tests.integration.pipeline_harness import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -418,19 +417,6 @@ def test_aws_mode_stops_fast_when_the_grant_is_refused_with_1106(
     }
 
 
-def _failing(client: Any, operation: str, code: str, times: int) -> list[int]:
-    """Make the next ``times`` calls of ``operation`` fail as AWS would, through botocore."""
-    left = [times]
-
-    def fail(**_: Any) -> None:
-        if left[0] > 0:
-            left[0] -= 1
-            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
-
-    client.meta.events.register(f"before-call.*.{operation}", fail)
-    return left
-
-
 def test_aws_mode_when_sns_publish_fails_for_a_while(aws: tuple[Any, Pipeline]) -> None:
     sim, pipeline = aws
     aws_cycle(pipeline)
@@ -438,7 +424,7 @@ def test_aws_mode_when_sns_publish_fails_for_a_while(aws: tuple[Any, Pipeline]) 
     sim.cloud.publish_release(SENSOR, 3, "2.1.0")
     sns = pipeline.stack.client("sns")
     # Given SNS failing twice: the first release's publish, then the second's
-    left = _failing(sns, "Publish", "InternalError", times=2)
+    left = failing_calls(sns, "Publish", "InternalError", times=2)
     pipeline.schedule()
     pipeline.run_checkers()
     pipeline.run_differ()
@@ -465,8 +451,8 @@ def test_aws_mode_when_recording_what_was_published_fails_for_a_while(
     # Given the writes that record a published message failing (the ledger's, then the
     # release's record) a few times each, after SNS took the message
     dynamodb = pipeline.stack.client("dynamodb")
-    ledger = _failing(dynamodb, "BatchWriteItem", "ProvisionedThroughputExceededException", 2)
-    record = _failing(dynamodb, "UpdateItem", "ThrottlingException", times=0)
+    ledger = failing_calls(dynamodb, "BatchWriteItem", "ProvisionedThroughputExceededException", 2)
+    record = failing_calls(dynamodb, "UpdateItem", "ThrottlingException", times=0)
     sns = pipeline.stack.client("sns")
     published: list[int] = []
 
@@ -490,8 +476,10 @@ def test_aws_mode_when_dynamodb_throttles(aws: tuple[Any, Pipeline]) -> None:
     aws_cycle(pipeline)
     sim.cloud.publish_release(PLUG, 0, "1.1.0")
     dynamodb = pipeline.stack.client("dynamodb")
-    reads = _failing(dynamodb, "BatchGetItem", "ProvisionedThroughputExceededException", times=2)
-    writes = _failing(dynamodb, "PutItem", "ThrottlingException", times=2)
+    reads = failing_calls(
+        dynamodb, "BatchGetItem", "ProvisionedThroughputExceededException", times=2
+    )
+    writes = failing_calls(dynamodb, "PutItem", "ThrottlingException", times=2)
     told = aws_cycle(pipeline)
     assert (reads, writes) == ([0], [0])
     assert pipeline.dead_letters() == []
