@@ -9,24 +9,29 @@ message itself (:class:`~fwwatch.messages.RunDigestMessage`) has its own subject
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .events import EventGroup, EventType
-from .messages import NewsMessage, ReleasePart, RunDigestMessage
+from .messages import NewsDevice, NewsMessage, ReleasePart, ReleaseSummary, RunDigestMessage
 
 __all__ = [
     "TEST_SUBJECT",
+    "release_summary",
     "render_json",
     "render_run_subject",
     "render_run_text",
     "render_slack",
     "render_subject",
     "render_text",
+    "run_digest",
     "summary_sentence",
 ]
 
 MAX_SUBJECT = 99  # SNS: under 100 characters, no line breaks
 DEVICES_LISTED = 20
+#: Devices each release lists in a run's digest message.
+DEVICES_IN_RUN_MESSAGE = 5
 TEST_SUBJECT = "fwwatch test notification"
 
 _VERBS = {
@@ -183,6 +188,32 @@ def render_slack(group: EventGroup) -> dict[str, Any]:
     }
 
 
+def release_summary(group: EventGroup, *, follow_up: bool = False) -> ReleaseSummary:
+    """A release as a run's digest message lists it: subject, sentence, first devices."""
+    whole = group if isinstance(group, ReleasePart) else ReleasePart.of(group, follow_up=follow_up)
+    return ReleaseSummary(
+        type=whole.type,
+        product_id=whole.product_id,
+        product_name=whole.product_name,
+        channel=whole.channel,
+        channel_name=whole.channel_name,
+        version=whole.version,
+        device_count=whole.device_count,
+        follow_up=whole.follow_up,
+        subject=render_subject(whole),
+        summary=summary_sentence(whole),
+        first_devices=[
+            NewsDevice(device_id=event.device_id, device_name=event.device_name)
+            for event in whole.events[:DEVICES_IN_RUN_MESSAGE]
+        ],
+    )
+
+
+def run_digest(run_id: str, groups: Sequence[EventGroup]) -> RunDigestMessage:
+    """One message listing every release of ``groups`` (at least one), in release order."""
+    return RunDigestMessage(run_id=run_id, releases=[release_summary(group) for group in groups])
+
+
 def render_run_subject(digest: RunDigestMessage) -> str:
     """The subject of a run's digest message: how many releases, how many devices."""
     releases = len(digest.releases)
@@ -209,5 +240,11 @@ def render_run_text(digest: RunDigestMessage) -> str:
             lines.append(f"     - {device.device_id}{name}")
         if release.device_count > len(release.first_devices):
             lines.append(f"     ... and {release.device_count - len(release.first_devices)} more")
-    lines += ["", "Every device is in each release's own message (JSON body).", "", "-- fwwatch"]
+    if any(release.device_count > len(release.first_devices) for release in digest.releases):
+        lines += [
+            "",
+            "Every device of a release: `fwwatch status` in local mode; on AWS, the release's",
+            "own message (its JSON body).",
+        ]
+    lines += ["", "-- fwwatch"]
     return "\n".join(lines)

@@ -322,3 +322,89 @@ async def test_news_not_sent_while_smtp_is_down_goes_out_when_it_is_back(
             controller.stop()
     assert (down["email"].failed, up["email"].sent) == (1, 1)
     assert len(inbox.messages) == 1
+
+
+def a_release_of(product_id: str, product_name: str, devices: int) -> EventGroup:
+    """A group like ``a_group``'s, of another product and its own devices."""
+    group = a_group(devices)
+    events = [
+        event.model_copy(
+            update={
+                "product_id": product_id,
+                "product_name": product_name,
+                "device_id": f"{product_id}-{n}",
+            }
+        )
+        for n, event in enumerate(group.events)
+    ]
+    (other,) = group_events(events)
+    return other
+
+
+async def test_the_per_run_digest_sends_one_mail_listing_every_release_while_slack_gets_each(
+    smtp_server: tuple[Inbox, int],
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+    slack: FakeSlack,
+    tmp_path: Path,
+) -> None:
+    inbox, port = smtp_server
+    email = EmailNotifier(smtp_settings(port), tls_context=tls[1])
+    # Given a run's news of three releases, queued for e-mail and Slack
+    with SqliteStore(tmp_path / "s.sqlite3") as store:
+        for group in (
+            a_group(8),
+            a_release_of("p-sensor", "Door sensor", 2),
+            a_release_of("p-lock", "Smart lock", 1),
+        ):
+            queue_news(store, group, "email", "slack")
+        # When it is delivered with the per-run digest, and a later cycle comes
+        first = await deliver_pending(
+            store, [email, SlackNotifier(slack.url)], run_id="r9", digest_per_run=True
+        )
+        later = await deliver_pending(
+            store, [email, SlackNotifier(slack.url)], run_id="r10", digest_per_run=True
+        )
+    # Then e-mail got one message for the run, naming each release and the run
+    (message,) = inbox.messages
+    assert message["Subject"] == "fwwatch: 3 releases, 11 devices - run r9"
+    body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    for subject in ("1.1.0 available - Smart plug", "Door sensor", "Smart lock"):
+        assert subject in body
+    assert "... and 3 more" in body  # 8 plugs, 5 listed
+    # And Slack one post per release; nothing went out twice
+    assert len(slack.received) == 3
+    assert (first["email"].sent, first["slack"].sent) == (1, 3)
+    assert (later["email"].sent, later["slack"].sent) == (0, 0)
+
+
+async def test_a_per_run_digest_that_could_not_be_sent_keeps_all_its_news_for_the_next_cycle(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext], tmp_path: Path
+) -> None:
+    # Given two releases queued for e-mail, and the SMTP server down
+    port = free_port()
+    email = EmailNotifier(smtp_settings(port, timeout_s=2), tls_context=tls[1])
+    with SqliteStore(tmp_path / "s.sqlite3") as store:
+        queue_news(store, a_group(2), "email")
+        queue_news(store, a_release_of("p-lock", "Smart lock", 1), "email")
+        down = await deliver_pending(store, [email], run_id="r1", digest_per_run=True)
+        # When the server is back for the next cycle
+        inbox = Inbox()
+        controller = Controller(
+            inbox,
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=tls[0],
+            require_starttls=True,
+            authenticator=lambda *args: AuthResult(success=True),
+            auth_require_tls=True,
+        )
+        controller.start()
+        try:
+            up = await deliver_pending(store, [email], run_id="r2", digest_per_run=True)
+        finally:
+            controller.stop()
+        left = store.pending("email")
+    # Then the next cycle sent both releases in one message, and nothing is left
+    assert (down["email"].failed, up["email"].sent, left) == (1, 1, [])
+    (message,) = inbox.messages
+    assert message["Subject"] == "fwwatch: 2 releases, 3 devices - run r2"

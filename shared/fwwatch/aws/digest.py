@@ -35,13 +35,11 @@ from ..events import EventGroup, group_events
 from ..messages import (
     DigestReason,
     DigestRequest,
-    NewsDevice,
     ReleasePart,
-    ReleaseSummary,
     RunDigestMessage,
 )
 from ..news import NewsLedger
-from ..render import render_subject, summary_sentence
+from ..render import release_summary
 from .ledger_dynamodb import DynamoNewsLedger
 from .observability import logger, metrics
 from .publish_sns import SnsPublisher
@@ -55,8 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DigestFailed", "DigestService"]
 
-#: Devices each release lists in the run's digest message.
-DEVICES_IN_RUN_MESSAGE = 5
 #: Tries of a write that records what went out, before the record fails (and a retry
 #: would send that part again).
 MARK_ATTEMPTS = 5
@@ -229,7 +225,7 @@ class DigestService:
                 parts=len(parts),
                 per_part=per_part,
                 devices=group.device_count,
-                summary=_summary(whole),
+                summary=release_summary(whole),
             )
             self.runs.save_release(run_id, started, was=record)
             record = started
@@ -288,23 +284,3 @@ class DigestService:
                 logger.warning(f"recording what was published failed, trying again: {exc}")
                 self._sleep(min(2.0, 0.1 * 2**attempt))
         raise AssertionError("unreachable")
-
-
-def _summary(whole: ReleasePart) -> ReleaseSummary:
-    """A release's round as the run's digest message lists it."""
-    return ReleaseSummary(
-        type=whole.type,
-        product_id=whole.product_id,
-        product_name=whole.product_name,
-        channel=whole.channel,
-        channel_name=whole.channel_name,
-        version=whole.version,
-        device_count=whole.device_count,
-        follow_up=whole.follow_up,
-        subject=render_subject(whole),
-        summary=summary_sentence(whole),
-        first_devices=[
-            NewsDevice(device_id=event.device_id, device_name=event.device_name)
-            for event in whole.events[:DEVICES_IN_RUN_MESSAGE]
-        ],
-    )

@@ -243,6 +243,7 @@ async def _one_cycle(
                     ),
                     on_progress=progress.update,
                     stop=stop,
+                    digest_per_run=local.digest_per_run,
                 )
     progress.done()
     return report

@@ -93,6 +93,11 @@ class LocalSettings(StateSettings):
         json_schema_extra={HELP_DEFAULT: "fwwatch@SMTP_HOST"},
     )
     jsonl: Path | None = Field(default=None, description="append news to a JSON-lines file")
+    digest_per_run: bool = Field(
+        default=False,
+        description="e-mail gets one message per run listing every release, instead of one "
+        "per release (Slack, the console and the JSON-lines file keep one per release)",
+    )
 
     @field_validator("email_to", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..check import CheckResult, FirmwareSource, Progress
 from ..cycle import DeviceLister, DeviceRetryPolicy, Settlement, StateReader, check_batch, discover
 from ..events import FirmwareEvent, ReleaseKey, group_events, release_of
-from ..notify import DeliveryUncertainError, Notifier, NotifyError
+from ..notify import DeliveryUncertainError, Notifier, NotifyError, RunDigestNotifier
+from ..render import run_digest
 from ..state import ChannelState, DeviceInfo, utcnow
 from ..tuya import TuyaError, TuyaFatalError
 from .report import NotifierOutcome, RunReport
@@ -183,11 +184,13 @@ async def run_cycle(
     on_progress: Callable[[int, int], None] | None = None,
     stop: asyncio.Event | None = None,
     run_id: str | None = None,
+    digest_per_run: bool = False,
 ) -> RunReport:
     """Run one cycle and return its report. A set ``stop`` event ends it after the batch.
 
     Devices that fail transiently are checked again, ``retry`` deciding how often and after
-    how long (the checker Lambda follows the same policy through its queue).
+    how long (the checker Lambda follows the same policy through its queue). With
+    ``digest_per_run``, e-mail tells the run's news in one message (see :func:`deliver_pending`).
     """
     started = time.monotonic()
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:12])
@@ -283,10 +286,12 @@ async def run_cycle(
             report.interrupted = not await _check_again(run, batch_size, stop)
     except TuyaFatalError:
         # No later check can do better; what this run found and stored still goes out.
-        await deliver_pending(store, notifiers)
+        await deliver_pending(store, notifiers, run_id=report.run_id, digest_per_run=digest_per_run)
         raise
     run.keep_waiting()
-    report.notifications = await deliver_pending(store, notifiers)
+    report.notifications = await deliver_pending(
+        store, notifiers, run_id=report.run_id, digest_per_run=digest_per_run
+    )
     report.tuya_requests = client.stats.requests - requests_before
     report.duration_s = time.monotonic() - started
     store.finish_run(report.run_id, report.as_dict())
@@ -329,14 +334,26 @@ async def _wait(seconds: float, stop: asyncio.Event | None) -> bool:
 
 
 async def deliver_pending(
-    store: RunStore, notifiers: Sequence[Notifier]
+    store: RunStore,
+    notifiers: Sequence[Notifier],
+    *,
+    run_id: str = "",
+    digest_per_run: bool = False,
 ) -> dict[str, NotifierOutcome]:
-    """Send every notifier's pending news, grouped; notifiers run side by side."""
-    outcomes = await asyncio.gather(*(_deliver(store, notifier) for notifier in notifiers))
+    """Send every notifier's pending news, grouped; notifiers run side by side.
+
+    With ``digest_per_run``, a notifier that can (:class:`~fwwatch.notify.RunDigestNotifier`,
+    e-mail) sends all of it as one message naming ``run_id``, instead of one per release.
+    """
+    outcomes = await asyncio.gather(
+        *(_deliver(store, notifier, run_id, digest_per_run) for notifier in notifiers)
+    )
     return {notifier.name: outcome for notifier, outcome in zip(notifiers, outcomes, strict=True)}
 
 
-async def _deliver(store: RunStore, notifier: Notifier) -> NotifierOutcome:
+async def _deliver(
+    store: RunStore, notifier: Notifier, run_id: str, digest_per_run: bool
+) -> NotifierOutcome:
     outcome = NotifierOutcome()
     pending = store.pending(notifier.name)
     # A message tells a device channel's latest news of its release; older pending news of
@@ -344,36 +361,50 @@ async def _deliver(store: RunStore, notifier: Notifier) -> NotifierOutcome:
     ids_by_release: dict[ReleaseKey, list[int]] = {}
     for item in pending:
         ids_by_release.setdefault(release_of(item.event), []).append(item.outbox_id)
-    for group in group_events(item.event for item in pending):
+    groups = group_events(item.event for item in pending)
+    if digest_per_run and groups and isinstance(notifier, RunDigestNotifier):
+        digest = run_digest(run_id or "local", groups)
+        await _send_one(
+            store, notifier, notifier.send_run(digest), [i.outbox_id for i in pending], outcome
+        )
+        return outcome
+    for group in groups:
         outbox_ids = ids_by_release[release_of(group.events[0])]
-        try:
-            await notifier.send(group)
-        except DeliveryUncertainError as exc:
-            # Sending it again could post it once more (or again and again, each time the
-            # webhook is slow): kept as delivered, with the doubt said in the report.
-            outcome.uncertain += 1
-            outcome.error = str(exc)
-            store.mark_uncertain(notifier.name, outbox_ids, str(exc), utcnow())
-            logger.warning(
-                "%s: the message may not have arrived, and is not sent again: %s",
-                notifier.name,
-                exc,
-            )
-            continue
-        except NotifyError as exc:
-            outcome.failed += 1
-            outcome.error = str(exc)
-            store.mark_failed(notifier.name, outbox_ids, str(exc))
-            logger.warning(
-                "%s: could not deliver (kept for the next cycle): %s", notifier.name, exc
-            )
-            continue
-        except Exception as exc:  # a notifier's bug must not lose the news nor stop the others
-            outcome.failed += 1
-            outcome.error = f"{type(exc).__name__}: {exc}"
-            store.mark_failed(notifier.name, outbox_ids, outcome.error)
-            logger.exception("%s: unexpected error while delivering", notifier.name)
-            continue
-        outcome.sent += 1
-        store.mark_delivered(notifier.name, outbox_ids, utcnow())
+        await _send_one(store, notifier, notifier.send(group), outbox_ids, outcome)
     return outcome
+
+
+async def _send_one(
+    store: RunStore,
+    notifier: Notifier,
+    sending: Coroutine[Any, Any, None],
+    outbox_ids: list[int],
+    outcome: NotifierOutcome,
+) -> None:
+    """Await one message's delivery, then record what became of it (the outbox rule)."""
+    try:
+        await sending
+    except DeliveryUncertainError as exc:
+        # Sending it again could post it once more (or again and again, each time the
+        # webhook is slow): kept as delivered, with the doubt said in the report.
+        outcome.uncertain += 1
+        outcome.error = str(exc)
+        store.mark_uncertain(notifier.name, outbox_ids, str(exc), utcnow())
+        logger.warning(
+            "%s: the message may not have arrived, and is not sent again: %s", notifier.name, exc
+        )
+        return
+    except NotifyError as exc:
+        outcome.failed += 1
+        outcome.error = str(exc)
+        store.mark_failed(notifier.name, outbox_ids, str(exc))
+        logger.warning("%s: could not deliver (kept for the next cycle): %s", notifier.name, exc)
+        return
+    except Exception as exc:  # a notifier's bug must not lose the news nor stop the others
+        outcome.failed += 1
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        store.mark_failed(notifier.name, outbox_ids, outcome.error)
+        logger.exception("%s: unexpected error while delivering", notifier.name)
+        return
+    outcome.sent += 1
+    store.mark_delivered(notifier.name, outbox_ids, utcnow())

@@ -4,7 +4,7 @@ These are :class:`Notifier` s. The cloud publishes through another port, a
 SNS topic, through the digest; :mod:`fwwatch.news` says why the two differ.
 """
 
-from .base import DeliveryUncertainError, Notifier, NotifyError
+from .base import DeliveryUncertainError, Notifier, NotifyError, RunDigestNotifier
 from .console import ConsoleNotifier
 from .email import EmailNotifier, SmtpSettings
 from .jsonl import JsonLinesNotifier
@@ -17,6 +17,7 @@ __all__ = [
     "JsonLinesNotifier",
     "Notifier",
     "NotifyError",
+    "RunDigestNotifier",
     "SlackNotifier",
     "SmtpSettings",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..events import EventGroup
+from ..messages import RunDigestMessage
 
-__all__ = ["DeliveryUncertainError", "Notifier", "NotifyError"]
+__all__ = ["DeliveryUncertainError", "Notifier", "NotifyError", "RunDigestNotifier"]
 
 
 class NotifyError(Exception):
@@ -34,4 +35,17 @@ class Notifier(Protocol):
 
     async def send_test(self) -> None:
         """Deliver a clearly labelled test message, or raise :class:`NotifyError`."""
+        ...
+
+
+@runtime_checkable
+class RunDigestNotifier(Notifier, Protocol):
+    """A notifier that can also tell a whole run in one message (``FWWATCH_DIGEST_PER_RUN``).
+
+    Those meant for people reading mail; with the option on, they send one message per run
+    listing every release instead of one per release.
+    """
+
+    async def send_run(self, digest: RunDigestMessage) -> None:
+        """Deliver the run's digest message, or raise :class:`NotifyError`."""
         ...

@@ -12,7 +12,8 @@ from email.utils import formatdate, make_msgid
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ..events import EventGroup
-from ..render import TEST_SUBJECT, render_subject, render_text
+from ..messages import RunDigestMessage
+from ..render import TEST_SUBJECT, render_run_subject, render_run_text, render_subject, render_text
 from .base import NotifyError
 
 __all__ = ["EmailNotifier", "SmtpSettings"]
@@ -34,7 +35,7 @@ class SmtpSettings(BaseModel):
 
 
 class EmailNotifier:
-    """Sends each group as one plain-text e-mail to every recipient."""
+    """Sends each group (or each run, with the per-run digest) as one plain-text e-mail."""
 
     name = "email"
 
@@ -49,6 +50,9 @@ class EmailNotifier:
 
     async def send(self, group: EventGroup) -> None:
         await asyncio.to_thread(self._send, render_subject(group), render_text(group))
+
+    async def send_run(self, digest: RunDigestMessage) -> None:
+        await asyncio.to_thread(self._send, render_run_subject(digest), render_run_text(digest))
 
     async def send_test(self) -> None:
         body = "This is a test message from fwwatch: e-mail delivery works.\n\n-- fwwatch"
