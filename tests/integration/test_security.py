@@ -318,6 +318,8 @@ def local_scenario(tmp_path_factory: pytest.TempPathFactory) -> LocalScenario:
             "NOTIFY_EMAIL_TO": "ops@example.com",
             # Few tries: the refused tokens below are retried briefly, not for half a minute.
             "TUYA_RETRY_ATTEMPTS": "3",
+            # Devices not checked are checked again at once, not after 30 s and 60 s.
+            "FWWATCH_RETRY_DELAY_S": "0",
         }.items():
             env.setenv(name, value)
         logs = contexts.enter_context(tapped_logs())
