@@ -105,7 +105,7 @@ def test_an_ignored_version_on_offer_is_no_news_and_status_marks_it(env: Env) ->
     # Given 1.2.0 of the plug ignored
     status, out, _ = env.cli("ignore", PLUG, "1.2.0")
     assert status == 0
-    assert f"Ignoring 1.2.0 of product {PLUG} on every channel" in out
+    assert f"Ignoring 1.2.0 of product {PLUG} on every channel.\n" in out
     # When the cloud offers it to every plug, and a lamp release comes out too
     env.cloud.publish_release(PLUG, 0, "1.2.0")
     env.cloud.publish_release(LAMP, 0, "3.1.0")
@@ -180,7 +180,7 @@ def test_removing_an_ignore_announces_the_version_to_the_devices_still_offered_i
     # When the ignore is removed
     status, out, _ = env.cli("ignore", "--remove", PLUG, "1.2.0")
     assert status == 0
-    assert "the next run announces it to the devices still offered it" in out
+    assert "The next run announces it to the devices still offered it." in out
     # Then the next run tells the offer to the two plugs that still have it, once
     report = env.run()
     assert env.received() == [("update_available", PLUG, 0, "1.2.0", ["plug01", "plug02"])]

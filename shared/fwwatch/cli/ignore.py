@@ -138,8 +138,8 @@ def _add(store: SqliteStore, entry: IgnoredVersion, out: TextIO) -> int:
         out.write(f"Already ignoring {entry.describe()}{since}.\n")
         return EXIT_OK
     out.write(
-        f"Ignoring {entry.describe()}: from the next run, its offers are not news "
-        "(installs and failures still are).\n"
+        f"Ignoring {entry.describe()}.\n"
+        "From the next run on, its offers are not news; installs and failures still are.\n"
     )
     if not store.knows_product(entry.product_id):
         out.write(
@@ -165,8 +165,8 @@ def _remove(store: SqliteStore, entry: IgnoredVersion, out: TextIO) -> int:
         )
         raise UsageError(f"{entry.describe()} is not ignored{hint}")
     out.write(
-        f"No longer ignoring {entry.describe()}: the next run announces it to the devices "
-        "still offered it.\n"
+        f"No longer ignoring {entry.describe()}.\n"
+        "The next run announces it to the devices still offered it.\n"
     )
     return EXIT_OK
 
