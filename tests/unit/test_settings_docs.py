@@ -21,7 +21,7 @@ from fwwatch.aws import settings as aws_settings
 from fwwatch.cli import build_parser
 from fwwatch.cli.common import ENVIRONMENT_HELP
 from fwwatch.cli.local import LOCAL_HELP
-from fwwatch.local.config import LocalSettings
+from fwwatch.local.config import LocalSettings, StateSettings
 from fwwatch.tuya import EnvSettings, TuyaSettings
 from tests.aws.template import Template, load_template
 
@@ -231,6 +231,7 @@ def test_the_help_says_secrets_are_never_printed(model: type[EnvSettings]) -> No
         (["watch"], (TuyaSettings, LocalSettings)),
         (["status"], (LocalSettings,)),
         (["notify-test"], (LocalSettings,)),
+        (["ignore"], (StateSettings,)),
     ],
 )
 def test_each_command_shows_the_variables_it_reads(

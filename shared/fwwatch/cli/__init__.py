@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..local.lock import StateLockError
 from ..tuya import ConfigError, InvalidDeviceIdError, TuyaError, TuyaFatalError
-from . import check, local, simulate, status
+from . import check, ignore, local, simulate, status
 from .common import ENVIRONMENT_HELP, EXIT_DEVICES_FAILED, EXIT_USAGE, Command, UsageError
 
 __all__ = ["build_parser", "main"]
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parsers(commands)
     local.add_parsers(commands)
     status.add_parsers(commands)
+    ignore.add_parsers(commands)
     simulate.add_parsers(commands)
     return parser
 

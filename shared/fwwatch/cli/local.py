@@ -69,7 +69,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="run one cycle: check, remember, notify, report",
         description="Check every device (or --devices), compare with the state kept in "
         "SQLite, store what changed, send news of new, installed or failed firmware to every "
-        "configured notifier, and print a run report. A run that is interrupted loses "
+        "configured notifier (not of offers of a version `fwwatch ignore` skips), and print a "
+        "run report. A run that is interrupted loses "
         "nothing: the next one completes it without sending anything twice. When Tuya "
         "misbehaves the run still ends with a report: devices it could not check are listed "
         "as not checked, with the cause; if the listing fails, the devices known from earlier "

@@ -19,9 +19,9 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     status = commands.add_parser(
         "status",
         help="show the fleet as the state knows it",
-        description="Devices per product, channel and installed version; pending updates; "
-        "devices in error; when each device was last checked. Reads the state only: no "
-        "request is sent.",
+        description="Devices per product, channel and installed version; pending updates "
+        "(an offer of a version `fwwatch ignore` skips is marked ignored); devices in error; "
+        "when each device was last checked. Reads the state only: no request is sent.",
         epilog=LOCAL_HELP,
         formatter_class=raw,
     )
@@ -49,12 +49,16 @@ def status_command(args: argparse.Namespace, out: TextIO) -> int:
     with SqliteStore(local.state) as store:
         states = store.load_all()
         checks = store.last_checks()
+        ignored = store.ignored_versions()
     channels = [s for s in states if s.channel >= 0]
     versions = Counter(
         (s.product_name or "", s.product_id or "", s.channel_name, s.current_version or "?")
         for s in channels
     )
     pending = [s for s in channels if s.update_available]
+    skipped = {
+        s.key for s in pending if ignored.covers_offer(s.product_id, s.channel, s.target_version)
+    }
     errors = {
         device_id: (checked, error)
         for device_id, (checked, ok, error) in checks.items()
@@ -81,8 +85,18 @@ def status_command(args: argparse.Namespace, out: TextIO) -> int:
                 "current_version": s.current_version,
                 "target_version": s.target_version,
                 "upgrade_status": s.upgrade_status,
+                "ignored": s.key in skipped,
             }
             for s in pending
+        ],
+        "ignored_versions": [
+            {
+                "product_id": entry.product_id,
+                "channel": entry.channel,
+                "version": entry.version,
+                "added_at": entry.added_at.isoformat() if entry.added_at else None,
+            }
+            for entry in ignored.entries
         ],
         "errors": [
             {"device_id": device_id, "last_checked": checked, **error}
@@ -95,9 +109,10 @@ def status_command(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
         return EXIT_OK
     out.write(f"State: {local.state}\n")
+    ignored_note = f" ({len(skipped)} ignored)" if skipped else ""
     out.write(
         f"{summary['devices']} devices, {len(channels)} channels, "
-        f"{len(pending)} updates pending, {len(errors)} in error\n\n"
+        f"{len(pending)} updates pending{ignored_note}, {len(errors)} in error\n\n"
     )
     out.write(
         table(
@@ -118,7 +133,7 @@ def status_command(args: argparse.Namespace, out: TextIO) -> int:
                         s.device_id,
                         s.channel_name,
                         s.current_version or "?",
-                        s.target_version or "?",
+                        (s.target_version or "?") + (" (ignored)" if s.key in skipped else ""),
                         checks.get(s.device_id, ("never",))[0],
                     )
                     for s in pending

@@ -31,6 +31,8 @@ class RunReport:
     checked: int = 0
     failed: list[CheckResult] = field(default_factory=list)
     events: list[FirmwareEvent] = field(default_factory=list)
+    #: Offers of ignored versions seen in this run, held back instead of told.
+    ignored_offers: int = 0
     notifications: dict[str, NotifierOutcome] = field(default_factory=dict)
     duration_s: float = 0.0
     tuya_requests: int = 0
@@ -103,6 +105,7 @@ class RunReport:
                 }
                 for event in self.events
             ],
+            "ignored_offers": self.ignored_offers,
             "notifications": {
                 name: {
                     "sent": outcome.sent,
@@ -127,6 +130,8 @@ class RunReport:
             _count(len(self.events), "new event"),
             _count(sent, "notification") + " sent",
         ]
+        if self.ignored_offers:
+            parts.append(_count(self.ignored_offers, "update offer") + " ignored")
         if self.notification_failures:
             parts.append(f"{self.notification_failures} notifications queued for retry")
         if self.notifications_uncertain:

@@ -8,6 +8,9 @@ pending, including news a crashed or interrupted run stored but never sent. A no
 fails keeps its news pending for the next cycle and never blocks the others; one that cannot
 tell whether a message arrived (:class:`~fwwatch.notify.DeliveryUncertainError`) has it
 recorded as delivered-uncertain, reported and never sent again.
+
+The offer of a version the operator ignores (:mod:`fwwatch.ignored`) is held back rather
+than queued; the first run after its ignore is removed tells it, if it is still on offer.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..check import CheckResult, FirmwareSource, Progress
 from ..cycle import DeviceLister, DeviceRetryPolicy, Settlement, StateReader, check_batch, discover
 from ..events import FirmwareEvent, ReleaseKey, group_events, release_of
+from ..ignored import IgnoredVersions, release_held
 from ..notify import DeliveryUncertainError, Notifier, NotifyError, RunDigestNotifier
 from ..render import run_digest
 from ..state import ChannelState, DeviceInfo, utcnow
@@ -68,8 +72,29 @@ class RunStore(StateReader, Protocol):
         notifiers: Sequence[str],
         run_id: str,
         now: datetime,
+        held: Sequence[FirmwareEvent] = (),
     ) -> int:
-        """Keep a batch's states, news and check times in one transaction."""
+        """Keep a batch's states, news, held-back news and check times in one transaction."""
+        ...
+
+    def ignored_versions(self) -> IgnoredVersions:
+        """The versions whose offers are not news."""
+        ...
+
+    def held_news(self, ignored: IgnoredVersions) -> list[FirmwareEvent]:
+        """Held-back offers that ``ignored`` no longer covers."""
+        ...
+
+    def release_held(
+        self,
+        *,
+        tell: Sequence[FirmwareEvent],
+        forget: Sequence[FirmwareEvent],
+        notifiers: Sequence[str],
+        run_id: str,
+        now: datetime,
+    ) -> int:
+        """Queue ``tell`` as news and drop ``forget`` from the held news, in one transaction."""
         ...
 
     def known_device_ids(self) -> list[str]:
@@ -114,6 +139,9 @@ class _Run:
     policy: DeviceRetryPolicy
     notify_first_seen: bool
     concurrency: int
+    #: Loaded once, when the run starts: an ignore added or removed meanwhile counts from
+    #: the next run on.
+    ignored: IgnoredVersions = field(default_factory=IgnoredVersions)
     infos: dict[str, DeviceInfo] = field(default_factory=dict)
     #: Devices to check again, with their last failed result (reported if never retried).
     waiting: dict[str, CheckResult] = field(default_factory=dict)
@@ -152,9 +180,13 @@ class _Run:
             on_result=on_result,
         )
         settled = batch.settled
+        # The states are written all the same (status shows the ignored offer); only the
+        # news of an ignored offer is held back.
+        news, held = self.ignored.split(batch.news(notify_first_seen=self.notify_first_seen))
         self.store.save_batch(
             states=batch.states,
-            events=(news := batch.news(notify_first_seen=self.notify_first_seen)),
+            events=news,
+            held=held,
             checks=[(r.device_id, r.ok, r.error.as_dict() if r.error else None) for r in settled],
             notifiers=[notifier.name for notifier in self.notifiers],
             run_id=self.report.run_id,
@@ -169,6 +201,23 @@ class _Run:
         self.report.checked += len(batch.having(Settlement.CHECKED))
         self.report.failed += batch.having(Settlement.DEVICE_ERROR, Settlement.GAVE_UP)
         self.report.events += news
+        self.report.ignored_offers += len(held)
+
+    def release_held(self) -> None:
+        """Tell the held-back offers whose ignore was removed, where they are still on offer."""
+        held = self.store.held_news(self.ignored)
+        if not held:
+            return
+        states = self.store.get_items((event.device_id, event.channel) for event in held)
+        release = release_held(held, self.ignored, states)
+        self.store.release_held(
+            tell=release.tell,
+            forget=release.forget,
+            notifiers=[notifier.name for notifier in self.notifiers],
+            run_id=self.report.run_id,
+            now=utcnow(),
+        )
+        self.report.events += release.tell
 
 
 async def run_cycle(
@@ -202,6 +251,7 @@ async def run_cycle(
         retry or DeviceRetryPolicy(),
         notify_first_seen,
         concurrency,
+        ignored=store.ignored_versions(),
     )
     store.start_run(report.run_id, utcnow())
     requests_before = client.stats.requests
@@ -288,6 +338,7 @@ async def run_cycle(
         # No later check can do better; what this run found and stored still goes out.
         await deliver_pending(store, notifiers, run_id=report.run_id, digest_per_run=digest_per_run)
         raise
+    run.release_held()  # after the checks: told only if still true of the states just seen
     run.keep_waiting()
     report.notifications = await deliver_pending(
         store, notifiers, run_id=report.run_id, digest_per_run=digest_per_run

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import NEWS_DEDUPE_WINDOW, FirmwareEvent
+from ..ignored import IgnoredVersion, IgnoredVersions
 from ..state import ChannelKey, ChannelState, order_key
 
 __all__ = ["PendingEvent", "SqliteStore", "default_state_path"]
@@ -64,6 +65,25 @@ CREATE TABLE IF NOT EXISTS run (
     finished_at TEXT,
     report      TEXT
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ignored_version (
+    product_id  TEXT NOT NULL,
+    channel     INTEGER,  -- NULL: every channel of the product
+    version     TEXT NOT NULL,
+    added_at    TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ignored_version_key
+    ON ignored_version (product_id, coalesce(channel, -1), version);
+-- The latest offer an ignore kept from being news, per device channel: told if the ignore goes.
+CREATE TABLE IF NOT EXISTS held_news (
+    device_id   TEXT NOT NULL,
+    channel     INTEGER NOT NULL,
+    product_id  TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    dedupe_key  TEXT NOT NULL,
+    event       TEXT NOT NULL,
+    held_at     TEXT NOT NULL,
+    PRIMARY KEY (device_id, channel)
+) WITHOUT ROWID;
 """
 
 
@@ -93,6 +113,7 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        # Tables added since (ignored_version, held_news) come from SCHEMA's IF NOT EXISTS.
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(channel_state)")}
         if "observed_us" not in columns:  # a state file from before states were ordered
             self._db.execute("ALTER TABLE channel_state ADD COLUMN observed_us INTEGER")
@@ -147,6 +168,14 @@ class SqliteStore:
         rows = self._db.execute("SELECT item FROM channel_state ORDER BY device_id, channel")
         return [ChannelState.from_item(json.loads(item)) for (item,) in rows]
 
+    def knows_product(self, product_id: str) -> bool:
+        """Some stored device channel is of this product."""
+        row = self._db.execute(
+            "SELECT 1 FROM channel_state WHERE json_extract(item, '$.product_id') = ? LIMIT 1",
+            (product_id,),
+        ).fetchone()
+        return row is not None
+
     def save_batch(
         self,
         *,
@@ -156,39 +185,28 @@ class SqliteStore:
         notifiers: Sequence[str],
         run_id: str,
         now: datetime,
+        held: Sequence[FirmwareEvent] = (),
     ) -> int:
         """Store a batch's changed states, its news and its check times atomically.
 
         Each new piece of news is queued for every notifier named. News already in the
         outbox (the same dedupe key) within :data:`~fwwatch.events.NEWS_DEDUPE_WINDOW` is
         ignored, so a replayed batch cannot queue the same notification twice; older news
-        of the same key is news again. Returns how many events were queued.
+        of the same key is news again. ``held`` is news an ignore keeps back: kept, with the
+        states, as its device channel's latest held offer. Returns how many events were
+        queued.
         """
-        stamp = now.isoformat()
         checked_at = now.replace(microsecond=0).isoformat()  # as `fwwatch status` shows it
-        forgotten = (now - NEWS_DEDUPE_WINDOW).isoformat()
         with self.transaction() as db:
             refused = self._write_states(db, states)
-            queued = 0
-            for event in events:
-                if (event.device_id, event.channel) in refused:
-                    continue  # its state lost to a newer one: the news is not true
-                row = db.execute(
-                    "INSERT INTO outbox (dedupe_key, event, run_id, created_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT(dedupe_key) DO UPDATE SET "
-                    "event=excluded.event, run_id=excluded.run_id, "
-                    "created_at=excluded.created_at WHERE outbox.created_at < ? RETURNING id",
-                    (event.dedupe_key, event.model_dump_json(), run_id, stamp, forgotten),
-                ).fetchone()
-                if row is None:
-                    continue
-                queued += 1
-                db.executemany(
-                    "INSERT INTO delivery (outbox_id, notifier) VALUES (?, ?) "
-                    "ON CONFLICT(outbox_id, notifier) DO UPDATE SET delivered_at=NULL, "
-                    "attempts=0, last_error=NULL",
-                    [(row[0], notifier) for notifier in notifiers],
-                )
+            queued = self._queue(
+                db,
+                [e for e in events if (e.device_id, e.channel) not in refused],
+                notifiers,
+                run_id,
+                now,
+            )
+            self._hold(db, [e for e in held if (e.device_id, e.channel) not in refused], now)
             db.executemany(
                 "INSERT INTO device_check (device_id, last_checked, ok, error) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(device_id) DO UPDATE SET last_checked=excluded.last_checked, "
@@ -199,6 +217,60 @@ class SqliteStore:
                 ],
             )
         return queued
+
+    @staticmethod
+    def _queue(
+        db: sqlite3.Connection,
+        events: Iterable[FirmwareEvent],
+        notifiers: Sequence[str],
+        run_id: str,
+        now: datetime,
+    ) -> int:
+        """Put news in the outbox for every notifier, unless its key was told within the
+        dedupe window; how many were queued."""
+        stamp = now.isoformat()
+        forgotten = (now - NEWS_DEDUPE_WINDOW).isoformat()
+        queued = 0
+        for event in events:
+            row = db.execute(
+                "INSERT INTO outbox (dedupe_key, event, run_id, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(dedupe_key) DO UPDATE SET "
+                "event=excluded.event, run_id=excluded.run_id, "
+                "created_at=excluded.created_at WHERE outbox.created_at < ? RETURNING id",
+                (event.dedupe_key, event.model_dump_json(), run_id, stamp, forgotten),
+            ).fetchone()
+            if row is None:
+                continue
+            queued += 1
+            db.executemany(
+                "INSERT INTO delivery (outbox_id, notifier) VALUES (?, ?) "
+                "ON CONFLICT(outbox_id, notifier) DO UPDATE SET delivered_at=NULL, "
+                "attempts=0, last_error=NULL",
+                [(row[0], notifier) for notifier in notifiers],
+            )
+        return queued
+
+    @staticmethod
+    def _hold(db: sqlite3.Connection, events: Iterable[FirmwareEvent], now: datetime) -> None:
+        """Keep held-back offers, one per device channel: a later one replaces an earlier."""
+        db.executemany(
+            "INSERT INTO held_news (device_id, channel, product_id, version, dedupe_key, event, "
+            "held_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(device_id, channel) DO UPDATE "
+            "SET product_id=excluded.product_id, version=excluded.version, "
+            "dedupe_key=excluded.dedupe_key, event=excluded.event, held_at=excluded.held_at",
+            [
+                (
+                    event.device_id,
+                    event.channel,
+                    event.product_id or "",
+                    event.target_version or "",
+                    event.dedupe_key,
+                    event.model_dump_json(),
+                    now.isoformat(),
+                )
+                for event in events
+            ],
+        )
 
     @staticmethod
     def _write_states(db: sqlite3.Connection, states: Iterable[ChannelState]) -> set[ChannelKey]:
@@ -222,6 +294,89 @@ class SqliteStore:
             if not written:
                 refused.add(state.key)
         return refused
+
+    # ------------------------------------------------------------------ ignored versions
+
+    def ignore_version(self, entry: IgnoredVersion, now: datetime) -> IgnoredVersion | None:
+        """Ignore a version from the next run on; the entry already there, if it was."""
+        existing = self._find_ignore(entry)
+        if existing is not None:
+            return existing
+        self._db.execute(
+            "INSERT INTO ignored_version (product_id, channel, version, added_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (entry.product_id, entry.channel, entry.version, now.isoformat()),
+        )
+        return None
+
+    def unignore_version(self, entry: IgnoredVersion) -> bool:
+        """Stop ignoring exactly this entry (same product, version and channel or every
+        channel); whether it was there. Its held-back news is told by the next run."""
+        return bool(
+            self._db.execute(
+                "DELETE FROM ignored_version WHERE product_id = ? AND version = ? "
+                "AND coalesce(channel, -1) = coalesce(?, -1)",
+                (entry.product_id, entry.version, entry.channel),
+            ).rowcount
+        )
+
+    def _find_ignore(self, entry: IgnoredVersion) -> IgnoredVersion | None:
+        row = self._db.execute(
+            "SELECT added_at FROM ignored_version WHERE product_id = ? AND version = ? "
+            "AND coalesce(channel, -1) = coalesce(?, -1)",
+            (entry.product_id, entry.version, entry.channel),
+        ).fetchone()
+        if row is None:
+            return None
+        return IgnoredVersion(
+            entry.product_id, entry.version, entry.channel, datetime.fromisoformat(row[0])
+        )
+
+    def ignored_versions(self) -> IgnoredVersions:
+        """Every ignored version, by product, version and channel (every channel first)."""
+        rows = self._db.execute(
+            "SELECT product_id, version, channel, added_at FROM ignored_version "
+            "ORDER BY product_id, version, coalesce(channel, -1)"
+        )
+        return IgnoredVersions(
+            tuple(
+                IgnoredVersion(product_id, version, channel, datetime.fromisoformat(added_at))
+                for product_id, version, channel, added_at in rows
+            )
+        )
+
+    def held_news(self, ignored: IgnoredVersions) -> list[FirmwareEvent]:
+        """Held-back offers that ``ignored`` no longer covers (the ones to release)."""
+        offers = self._db.execute("SELECT DISTINCT product_id, channel, version FROM held_news")
+        free = [offer for offer in offers if not ignored.covers_offer(*offer)]
+        events: list[FirmwareEvent] = []
+        for product_id, channel, version in free:
+            rows = self._db.execute(
+                "SELECT event FROM held_news WHERE product_id = ? AND channel = ? AND version = ? "
+                "ORDER BY device_id",
+                (product_id, channel, version),
+            )
+            events += [FirmwareEvent.model_validate_json(event) for (event,) in rows]
+        return events
+
+    def release_held(
+        self,
+        *,
+        tell: Sequence[FirmwareEvent],
+        forget: Sequence[FirmwareEvent],
+        notifiers: Sequence[str],
+        run_id: str,
+        now: datetime,
+    ) -> int:
+        """Queue held-back news as news (``tell``) and drop what was held (``forget``) in one
+        transaction; how many were queued. A key told before stays untold (the dedupe rule)."""
+        with self.transaction() as db:
+            queued = self._queue(db, tell, notifiers, run_id, now)
+            db.executemany(
+                "DELETE FROM held_news WHERE device_id = ? AND channel = ? AND dedupe_key = ?",
+                [(event.device_id, event.channel, event.dedupe_key) for event in forget],
+            )
+        return queued
 
     # ------------------------------------------------------------------ learned rate
 
