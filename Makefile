@@ -13,7 +13,7 @@ TOOLS_REQUIREMENTS := 'aws-sam-cli>=1.170' 'cfn-lint>=1.58'
 AWS_OFFLINE := AWS_DEFAULT_REGION=eu-central-1 SAM_CLI_TELEMETRY=0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools check test unit lint fmt run bench clean
+.PHONY: help venv tools debs check test unit lint fmt run bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,12 @@ $(TOOLS_STAMP):
 
 tools: $(TOOLS_STAMP) ## Create .venv-tools with SAM CLI and cfn-lint (quick when done)
 
+# The integration tests start a real Mosquitto broker; Debian puts it in /usr/sbin.
+debs: ## Install the Debian packages the tests need (mosquitto), when missing
+	@PATH="$$PATH:/usr/sbin:/usr/local/sbin" command -v mosquitto >/dev/null || { \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq mosquitto; }
+
 check: tools venv ## Validate and lint template.yaml, then sam build (no AWS account needed; cached)
 	$(AWS_OFFLINE) $(TOOLS_BIN)/sam validate --lint
 	$(AWS_OFFLINE) $(TOOLS_BIN)/sam validate
@@ -51,7 +57,7 @@ fmt: venv ## Format and auto-fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint check ## Lint, check the template, then the whole test suite
+test: debs lint check ## Lint, check the template, then the whole test suite
 	$(BIN)/pytest
 
 unit: venv ## Unit tests only (no network)

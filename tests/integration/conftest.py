@@ -7,6 +7,10 @@ parametrisation asks for:
     @pytest.mark.parametrize("simulator", [{"fleet": generate_fleet(500), "token_ttl_s": 30}],
                              indirect=True)
     def test_x(simulator): ...
+
+`make_mosquitto(users=..., tls=..., start=True)` is a real Mosquitto broker on loopback
+(`mosquitto` is one, started), and `subscribe(broker)` a subscriber to all of its topics
+(see tests/integration/mosquitto.py); both are stopped at the end of the test.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ from fwwatch.simulator import (
     demo_fleet,
     running_simulator,
 )
+from tests.integration.mosquitto import BrokerTls, Mosquitto, Subscriber
 
 MakeSimulator = Callable[..., RunningSimulator]
+MakeMosquitto = Callable[..., Mosquitto]
+Subscribe = Callable[..., Subscriber]
 
 
 @pytest.fixture
@@ -56,6 +63,50 @@ def simulator(request: pytest.FixtureRequest, make_simulator: MakeSimulator) -> 
     """A running simulator with the demo fleet, or the kwargs of an indirect parametrisation."""
     params: dict[str, Any] = dict(getattr(request, "param", None) or {})
     return make_simulator(**params)
+
+
+@pytest.fixture
+def make_mosquitto(tmp_path: Path) -> Iterator[MakeMosquitto]:
+    """A factory: `make_mosquitto(users={name: password}, tls=BrokerTls, start=True)`."""
+    brokers: list[Mosquitto] = []
+
+    def factory(
+        *, users: dict[str, str] | None = None, tls: BrokerTls | None = None, start: bool = True
+    ) -> Mosquitto:
+        broker = Mosquitto(tmp_path / f"mosquitto-{len(brokers)}", users=users, tls=tls)
+        brokers.append(broker)
+        if start:
+            broker.start()
+        return broker
+
+    try:
+        yield factory
+    finally:
+        for broker in brokers:
+            broker.stop()
+
+
+@pytest.fixture
+def mosquitto(make_mosquitto: MakeMosquitto) -> Mosquitto:
+    """A running broker, anonymous, without TLS."""
+    return make_mosquitto()
+
+
+@pytest.fixture
+def subscribe() -> Iterator[Subscribe]:
+    """A factory: `subscribe(broker, username=..., password=..., tls_ca=...)`."""
+    subscribers: list[Subscriber] = []
+
+    def factory(broker: Mosquitto, **options: Any) -> Subscriber:
+        subscriber = Subscriber(broker, **options)
+        subscribers.append(subscriber)
+        return subscriber
+
+    try:
+        yield factory
+    finally:
+        for subscriber in subscribers:
+            subscriber.close()
 
 
 @pytest.fixture(autouse=True)

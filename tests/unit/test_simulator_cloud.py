@@ -413,6 +413,30 @@ def test_a_device_error_is_answered_with_its_code_and_message(code: int, msg: st
     assert (answer["code"], answer["msg"]) == (code, msg)
 
 
+def test_a_removed_device_leaves_the_listing_and_is_permission_denied(
+    sim: tuple[SimulatedCloud, Driver, FakeClock],
+) -> None:
+    # Given the demo fleet, its kitchen plug's firmware read once (and cached)
+    cloud, drv, _ = sim
+    drv.grant()
+    assert drv.firmware(KITCHEN)["success"] is True
+
+    # When the plug is taken out of the project
+    cloud.remove_device(KITCHEN)
+
+    # Then no listing shows it, and its firmware is another project's
+    listed = [i for page in page_through_v2(drv, 20) for i in page]
+    by_product = drv.call(
+        "/v1.3/iot-03/devices", {"source_type": "product", "source_id": PLUG_PRODUCT}
+    )
+    assert KITCHEN not in listed
+    assert len(listed) == len(demo_fleet().devices) - 1
+    assert KITCHEN not in [d["id"] for d in by_product["result"]["list"]]
+    assert drv.firmware(KITCHEN)["code"] == 1106
+    with pytest.raises(UnknownDeviceError):
+        cloud.mark_installed(KITCHEN)
+
+
 def test_the_demo_offline_device_answers_device_offline(driver: Driver) -> None:
     # Given the demo's garage plug
     # When its firmware is read

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from ..cycle import DeviceRetryPolicy
 from ..local.config import LocalSettings
+from ..local.home_assistant import HomeAssistantPublisher
 from ..local.lock import holding_state
 from ..local.runner import RunReport, run_cycle
 from ..local.store_sqlite import SqliteStore
@@ -50,9 +51,10 @@ LOCAL_HELP = environment_help(LocalSettings, "local mode (environment variables,
 RUN_EXIT_HELP = """\
 exit status:
   0  every device answered (offline and other device-level answers count as answered)
-  1  some devices could not be checked, the device listing failed, or news could not
+  1  some devices could not be checked, the device listing failed, news could not
      be delivered (it stays queued for the next run) or may not have arrived (a notifier
-     got no answer twice; it is not sent again)
+     got no answer twice; it is not sent again), or the MQTT broker did not take all
+     that changed (the next run publishes the rest)
   2  fatal or configuration error (wrong secret or data centre, lapsed account), or the
      state file in use by another run or watch cycle for longer than FWWATCH_LOCK_WAIT_S"""
 
@@ -69,7 +71,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="run one cycle: check, remember, notify, report",
         description="Check every device (or --devices), compare with the state kept in "
         "SQLite, store what changed, send news of new, installed or failed firmware to every "
-        "configured notifier (not of offers of a version `fwwatch ignore` skips), and print a "
+        "configured notifier (not of offers of a version `fwwatch ignore` skips), publish "
+        "each device channel to Home Assistant when FWWATCH_MQTT_URL is set, and print a "
         "run report. A run that is interrupted loses "
         "nothing: the next one completes it without sending anything twice. When Tuya "
         "misbehaves the run still ends with a report: devices it could not check are listed "
@@ -231,6 +234,12 @@ async def _one_cycle(
     # One process per state file: two delivering from one outbox would post twice.
     async with holding_state(local.state, wait_s=local.lock_wait_s, command=args.command):
         with SqliteStore(local.state) as store:
+            broker = local.mqtt_broker
+            home_assistant = (
+                None
+                if broker is None
+                else HomeAssistantPublisher(store, broker, prefix=local.mqtt_discovery_prefix)
+            )
             async with tuya_client(settings, store, forget_rate=forget_rate) as tuya:
                 report = await run_cycle(
                     tuya,
@@ -245,6 +254,7 @@ async def _one_cycle(
                     on_progress=progress.update,
                     stop=stop,
                     digest_per_run=local.digest_per_run,
+                    home_assistant=home_assistant,
                 )
     progress.done()
     return report
@@ -262,6 +272,12 @@ def _print_report(report: RunReport, as_json: bool, out: TextIO) -> None:
         code = f"[{error.code}] " if error and error.code is not None else ""
         label = "device error" if result.answered else "not checked"
         out.write(f"  {label}: {result.device_id}: {code}{error.msg if error else ''}\n")
+    published = report.home_assistant
+    if published is not None and published.error is not None:
+        out.write(
+            f"  home assistant: {published.pending} MQTT messages not published, kept for the "
+            f"next cycle ({published.error})\n"
+        )
     for name, outcome in report.notifications.items():
         if outcome.failed:
             out.write(f"  {name}: {outcome.failed} messages not delivered ({outcome.error})\n")

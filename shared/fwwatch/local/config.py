@@ -3,7 +3,8 @@
 :class:`LocalSettings` is read once by the CLI, from the environment merged over a ``.env``
 file in the working directory; its fields' descriptions are the CLI's help. Slack and e-mail
 take the variables those tools use elsewhere (``SLACK_WEBHOOK_URL``, ``SMTP_*``,
-``NOTIFY_EMAIL_*``); fwwatch's own have the prefix ``FWWATCH_``.
+``NOTIFY_EMAIL_*``); fwwatch's own have the prefix ``FWWATCH_``, Home Assistant's MQTT broker
+(``FWWATCH_MQTT_*``) among them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TextIO
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from ..homeassistant import DEFAULT_DISCOVERY_PREFIX, validate_discovery_prefix
 from ..notify import (
     ConsoleNotifier,
     EmailNotifier,
@@ -24,6 +26,7 @@ from ..notify import (
 from ..notify.slack import validate_webhook_url
 from ..tuya.config import CheckAttempts, RecheckDelaySeconds
 from ..tuya.settings import HELP_DEFAULT, EnvSettings, env_prefix, is_loopback_host
+from .mqtt import MqttBroker, parse_mqtt_url
 from .store_sqlite import default_state_path
 
 __all__ = ["LocalSettings", "StateSettings"]
@@ -98,6 +101,18 @@ class LocalSettings(StateSettings):
         description="e-mail gets one message per run listing every release, instead of one "
         "per release (Slack, the console and the JSON-lines file keep one per release)",
     )
+    mqtt_url: SecretStr | None = Field(
+        default=None,
+        description="after each run, publish every device channel to Home Assistant as an "
+        "MQTT update entity: mqtt://[user:password@]host[:port], mqtts:// for TLS",
+    )
+    mqtt_password: SecretStr | None = Field(
+        default=None, description="the password, if FWWATCH_MQTT_URL holds none"
+    )
+    mqtt_discovery_prefix: str = Field(
+        default=DEFAULT_DISCOVERY_PREFIX,
+        description="Home Assistant's MQTT discovery prefix",
+    )
 
     @field_validator("email_to", mode="before")
     @classmethod
@@ -112,6 +127,28 @@ class LocalSettings(StateSettings):
         if value is not None:
             validate_webhook_url(value.get_secret_value())
         return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_mqtt_url(value.get_secret_value())
+        return value
+
+    @field_validator("mqtt_discovery_prefix")
+    @classmethod
+    def _check_discovery_prefix(cls, value: str) -> str:
+        return validate_discovery_prefix(value)
+
+    @model_validator(mode="after")
+    def _check_mqtt(self) -> LocalSettings:
+        if self.mqtt_password is not None and self.mqtt_url is None:
+            raise ValueError("FWWATCH_MQTT_PASSWORD is set but FWWATCH_MQTT_URL is not")
+        try:
+            _ = self.mqtt_broker
+        except ValueError as exc:
+            raise ValueError(f"FWWATCH_MQTT_URL {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _check_email(self) -> LocalSettings:
@@ -148,6 +185,13 @@ class LocalSettings(StateSettings):
             recipients=self.email_to,
             starttls=self.smtp_starttls,
         )
+
+    @property
+    def mqtt_broker(self) -> MqttBroker | None:
+        """Home Assistant's MQTT broker, when one is configured."""
+        if self.mqtt_url is None:
+            return None
+        return parse_mqtt_url(self.mqtt_url.get_secret_value(), self.mqtt_password)
 
     def notifiers(self, console: TextIO | None = None) -> list[Notifier]:
         """The console notifier, then every configured one."""

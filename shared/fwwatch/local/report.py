@@ -8,7 +8,7 @@ from typing import Any
 from ..check import CheckResult
 from ..events import FirmwareEvent
 
-__all__ = ["NotifierOutcome", "RunReport"]
+__all__ = ["NotifierOutcome", "PublishOutcome", "RunReport"]
 
 
 @dataclass
@@ -19,6 +19,18 @@ class NotifierOutcome:
     failed: int = 0
     #: Messages that may or may not have arrived (never sent again).
     uncertain: int = 0
+    error: str | None = None
+
+
+@dataclass
+class PublishOutcome:
+    """What the Home Assistant publisher did in a run: MQTT messages the broker took."""
+
+    published: int = 0
+    #: Of those, topics cleared (their device left the project).
+    cleared: int = 0
+    #: Messages not published: kept for the next cycle.
+    pending: int = 0
     error: str | None = None
 
 
@@ -38,6 +50,10 @@ class RunReport:
     tuya_requests: int = 0
     interrupted: bool = False
     listing_error: str | None = None
+    #: What went to Home Assistant over MQTT, when it is configured.
+    home_assistant: PublishOutcome | None = None
+    #: The project's devices, when this run listed every one of them.
+    project_devices: frozenset[str] | None = None
 
     @property
     def not_checked(self) -> list[CheckResult]:
@@ -51,13 +67,15 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """Every device answered (offline counts), the listing worked, news surely went out."""
+        """Every device answered (offline counts), the listing worked, news surely went out,
+        Home Assistant got what changed."""
         return (
             not self.not_checked
             and self.listing_error is None
             and not self.interrupted
             and self.notification_failures == 0
             and self.notifications_uncertain == 0
+            and (self.home_assistant is None or self.home_assistant.error is None)
         )
 
     @property
@@ -115,6 +133,16 @@ class RunReport:
                 }
                 for name, outcome in self.notifications.items()
             },
+            "home_assistant": (
+                None
+                if self.home_assistant is None
+                else {
+                    "published": self.home_assistant.published,
+                    "cleared": self.home_assistant.cleared,
+                    "pending": self.home_assistant.pending,
+                    "error": self.home_assistant.error,
+                }
+            ),
             "duration_s": round(self.duration_s, 3),
             "tuya_requests": self.tuya_requests,
             "interrupted": self.interrupted,
@@ -138,6 +166,10 @@ class RunReport:
             parts.append(
                 _count(self.notifications_uncertain, "notification") + " may not have arrived"
             )
+        if self.home_assistant is not None:
+            parts.append(_count(self.home_assistant.published, "MQTT message") + " published")
+            if self.home_assistant.pending:
+                parts.append(f"{self.home_assistant.pending} kept for the next cycle")
         if self.listing_error is not None:
             parts.append("device listing failed")
         if self.interrupted:

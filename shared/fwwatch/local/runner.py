@@ -7,7 +7,8 @@ are checked again in-process, after the policy's wait. Notifiers then deliver wh
 pending, including news a crashed or interrupted run stored but never sent. A notifier that
 fails keeps its news pending for the next cycle and never blocks the others; one that cannot
 tell whether a message arrived (:class:`~fwwatch.notify.DeliveryUncertainError`) has it
-recorded as delivered-uncertain, reported and never sent again.
+recorded as delivered-uncertain, reported and never sent again. Last, a
+:class:`StatePublisher` (Home Assistant over MQTT) is given the project as the run found it.
 
 The offer of a version the operator ignores (:mod:`fwwatch.ignored`) is held back rather
 than queued; the first run after its ignore is removed tells it, if it is still on offer.
@@ -20,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,7 +34,7 @@ from ..notify import DeliveryUncertainError, Notifier, NotifyError, RunDigestNot
 from ..render import run_digest
 from ..state import ChannelState, DeviceInfo, utcnow
 from ..tuya import TuyaError, TuyaFatalError
-from .report import NotifierOutcome, RunReport
+from .report import NotifierOutcome, PublishOutcome, RunReport
 
 if TYPE_CHECKING:
     from ..tuya import ClientStats
@@ -44,6 +45,7 @@ __all__ = [
     "NotifierOutcome",
     "RunReport",
     "RunStore",
+    "StatePublisher",
     "deliver_pending",
     "run_cycle",
 ]
@@ -125,6 +127,15 @@ class RunStore(StateReader, Protocol):
 
     def finish_run(self, run_id: str, report: dict[str, Any]) -> None:
         """Record the end of a run with its report."""
+        ...
+
+
+class StatePublisher(Protocol):
+    """Mirrors the stored state elsewhere after each run (Home Assistant over MQTT)."""
+
+    async def publish(self, project: Set[str] | None) -> PublishOutcome:
+        """Publish what changed since the last time; ``project`` is the project's devices
+        when the run listed them all. Never raises: a failure is in the outcome."""
         ...
 
 
@@ -234,12 +245,14 @@ async def run_cycle(
     stop: asyncio.Event | None = None,
     run_id: str | None = None,
     digest_per_run: bool = False,
+    home_assistant: StatePublisher | None = None,
 ) -> RunReport:
     """Run one cycle and return its report. A set ``stop`` event ends it after the batch.
 
     Devices that fail transiently are checked again, ``retry`` deciding how often and after
     how long (the checker Lambda follows the same policy through its queue). With
     ``digest_per_run``, e-mail tells the run's news in one message (see :func:`deliver_pending`).
+    After the notifiers, ``home_assistant`` publishes the state as it now stands.
     """
     started = time.monotonic()
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:12])
@@ -290,6 +303,8 @@ async def run_cycle(
                     async for device_id, info in discover(client):
                         run.infos[device_id] = info
                         await add(device_id)
+                    # Only a whole listing says which devices left the project.
+                    report.project_devices = frozenset(seen)
                 except TuyaFatalError:
                     raise
                 except TuyaError as exc:
@@ -343,6 +358,8 @@ async def run_cycle(
     report.notifications = await deliver_pending(
         store, notifiers, run_id=report.run_id, digest_per_run=digest_per_run
     )
+    if home_assistant is not None:
+        report.home_assistant = await home_assistant.publish(report.project_devices)
     report.tuya_requests = client.stats.requests - requests_before
     report.duration_s = time.monotonic() - started
     store.finish_run(report.run_id, report.as_dict())

@@ -2,7 +2,8 @@
 
 One SQLite file. Each batch of devices is stored in one transaction together with the
 events it produced (an outbox), so a run killed half-way loses nothing: the next run sends
-what was stored but not yet delivered, and never sends the same news twice.
+what was stored but not yet delivered, and never sends the same news twice. It also keeps
+what each MQTT broker was last given (``mqtt_retained``), so only what changed is published.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import NEWS_DEDUPE_WINDOW, FirmwareEvent
+from ..homeassistant import Retained
 from ..ignored import IgnoredVersion, IgnoredVersions
 from ..state import ChannelKey, ChannelState, order_key
 
@@ -83,6 +85,16 @@ CREATE TABLE IF NOT EXISTS held_news (
     event       TEXT NOT NULL,
     held_at     TEXT NOT NULL,
     PRIMARY KEY (device_id, channel)
+) WITHOUT ROWID;
+-- What a broker acknowledged last, per topic; an empty payload is a topic cleared. A state
+-- file from before it gets the table when opened, as every table here.
+CREATE TABLE IF NOT EXISTS mqtt_retained (
+    broker       TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    device_id    TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (broker, topic)
 ) WITHOUT ROWID;
 """
 
@@ -464,6 +476,27 @@ class SqliteStore:
                 "UPDATE delivery SET attempts=attempts+1, last_error=? "
                 "WHERE outbox_id=? AND notifier=?",
                 [(error[:500], outbox_id, notifier) for outbox_id in outbox_ids],
+            )
+
+    # ------------------------------------------------------------------ MQTT
+
+    def retained(self, broker: str) -> dict[str, Retained]:
+        """What ``broker`` (an address without credentials) was last given, by topic."""
+        rows = self._db.execute(
+            "SELECT topic, device_id, payload FROM mqtt_retained WHERE broker = ?", (broker,)
+        )
+        return {topic: Retained(topic, device_id, payload) for topic, device_id, payload in rows}
+
+    def record_retained(self, broker: str, messages: Iterable[Retained], now: datetime) -> None:
+        """Record messages ``broker`` acknowledged (a clear is kept, with its empty payload)."""
+        stamp = now.isoformat()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO mqtt_retained (broker, topic, device_id, payload, published_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(broker, topic) DO UPDATE SET "
+                "device_id=excluded.device_id, payload=excluded.payload, "
+                "published_at=excluded.published_at",
+                [(broker, m.topic, m.device_id, m.payload, stamp) for m in messages],
             )
 
     # ------------------------------------------------------------------ runs

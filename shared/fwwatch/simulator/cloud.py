@@ -775,6 +775,17 @@ class SimulatedCloud:
             ch.last_upgrade_time = int(self.now() * 1000)
             self._touch(device_id)
 
+    def remove_device(self, device_id: str) -> None:
+        """Take a device out of the project: the listings stop showing it, and its firmware
+        endpoints answer 1106 (permission deny), as Tuya does for another project's device."""
+        with self._lock:
+            device = self._device(device_id)
+            self.fleet.devices.remove(device)
+            del self._devices[device_id]
+            self._ids.remove(device_id)
+            self._ids_by_product.clear()
+            self._touch(device_id)
+
     def set_device_error(self, device_id: str, code: int | None) -> None:
         """Make the firmware endpoints answer Tuya error `code` for this device (None: clear)."""
         with self._lock:
