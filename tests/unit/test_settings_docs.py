@@ -212,13 +212,16 @@ def test_the_help_lists_every_variable_in_lines_that_fit(
 
 
 @pytest.mark.parametrize("model", [TuyaSettings, LocalSettings])
-def test_the_help_says_secrets_are_never_printed(model: type[EnvSettings]) -> None:
+def test_the_help_says_secrets_are_never_printed_and_may_come_from_files(
+    model: type[EnvSettings],
+) -> None:
     text = ENVIRONMENT_HELP if model is TuyaSettings else LOCAL_HELP
-    entries = re.split(r"\n(?=  [A-Z])", text)
+    entries = [" ".join(entry.split()) for entry in re.split(r"\n(?=  [A-Z])", text)]
     for name, variable in model.variables().items():
-        (entry,) = [entry for entry in entries if entry.lstrip().startswith(variable + " ")]
+        (entry,) = [entry for entry in entries if entry.startswith(variable + " ")]
         is_secret = "SecretStr" in str(model.model_fields[name].annotation)
-        assert ("(never printed)" in entry) == is_secret, entry
+        assert ("(never printed;" in entry) == is_secret, entry
+        assert (f" {variable}_FILE: a file holding it" in entry) == is_secret, entry
 
 
 @pytest.mark.parametrize(
