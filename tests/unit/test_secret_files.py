@@ -8,6 +8,7 @@ import pytest
 from pydantic import Field, SecretStr
 
 from fwwatch.aws import settings as aws_settings
+from fwwatch.cli.demo import has_credentials
 from fwwatch.local.config import LocalSettings
 from fwwatch.tuya import ConfigError, EnvSettings, TuyaConfigError, TuyaSettings
 from fwwatch.tuya.settings import env_prefix
@@ -184,3 +185,10 @@ def test_a_secret_from_a_file_is_validated_like_one_from_a_variable(tmp_path: Pa
 def test_the_functions_take_no_secret_from_the_environment(model: type[EnvSettings]) -> None:
     # Their secrets are in Secrets Manager; the environment holds only the secrets' names
     assert model.secret_file_variables() == {}
+
+
+def test_make_run_takes_a_secret_file_for_credentials() -> None:
+    assert has_credentials({"TUYA_ACCESS_ID": "id", "TUYA_ACCESS_SECRET_FILE": "/run/s"})
+    assert has_credentials({"TUYA_ACCESS_ID": "id", "TUYA_ACCESS_SECRET": "s"})
+    assert not has_credentials({"TUYA_ACCESS_ID": "id", "TUYA_ACCESS_SECRET_FILE": " "})
+    assert not has_credentials({"TUYA_ACCESS_SECRET_FILE": "/run/s"})
