@@ -243,6 +243,7 @@ async def _one_cycle(
                     ),
                     on_progress=progress.update,
                     stop=stop,
+                    notify_events=local.events,
                 )
     progress.done()
     return report

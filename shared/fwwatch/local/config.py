@@ -13,6 +13,7 @@ from typing import TextIO
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from ..events import EventType
 from ..notify import (
     ConsoleNotifier,
     EmailNotifier,
@@ -93,6 +94,13 @@ class LocalSettings(StateSettings):
         json_schema_extra={HELP_DEFAULT: "fwwatch@SMTP_HOST"},
     )
     jsonl: Path | None = Field(default=None, description="append news to a JSON-lines file")
+    events: frozenset[EventType] = Field(
+        default=frozenset(EventType),
+        description="the news notifiers get, separated by commas: "
+        + ", ".join(EventType)
+        + " (the run report and the state keep all of it)",
+        json_schema_extra={HELP_DEFAULT: "all"},
+    )
 
     @field_validator("email_to", mode="before")
     @classmethod
@@ -100,6 +108,23 @@ class LocalSettings(StateSettings):
         if isinstance(value, str):
             return tuple(address.strip() for address in value.split(",") if address.strip())
         return value
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _split_events(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        names = [name.strip().lower() for name in value.split(",")]
+        known = {event.value: event for event in EventType}
+        for number, name in enumerate(names, 1):
+            if name and name not in known:
+                raise ValueError(
+                    f"item {number} is not an event; the events are " + ", ".join(EventType)
+                )
+        events = frozenset(known[name] for name in names if name)
+        if not events:
+            raise ValueError("no event named; leave it unset for all of them")
+        return events
 
     @field_validator("slack_webhook_url")
     @classmethod

@@ -17,14 +17,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..check import CheckResult, FirmwareSource, Progress
 from ..cycle import DeviceLister, DeviceRetryPolicy, Settlement, StateReader, check_batch, discover
-from ..events import FirmwareEvent, ReleaseKey, group_events, release_of
+from ..events import EventType, FirmwareEvent, ReleaseKey, group_events, release_of
 from ..notify import DeliveryUncertainError, Notifier, NotifyError
 from ..state import ChannelState, DeviceInfo, utcnow
 from ..tuya import TuyaError, TuyaFatalError
@@ -67,8 +67,10 @@ class RunStore(StateReader, Protocol):
         notifiers: Sequence[str],
         run_id: str,
         now: datetime,
+        notify_events: Collection[EventType] | None = None,
     ) -> int:
-        """Keep a batch's states, news and check times in one transaction."""
+        """Keep a batch's states, news and check times in one transaction; queue the news
+        of the ``notify_events`` types (default all) for the notifiers, and record the rest."""
         ...
 
     def known_device_ids(self) -> list[str]:
@@ -113,6 +115,7 @@ class _Run:
     policy: DeviceRetryPolicy
     notify_first_seen: bool
     concurrency: int
+    notify_events: frozenset[EventType] | None = None
     infos: dict[str, DeviceInfo] = field(default_factory=dict)
     #: Devices to check again, with their last failed result (reported if never retried).
     waiting: dict[str, CheckResult] = field(default_factory=dict)
@@ -158,6 +161,7 @@ class _Run:
             notifiers=[notifier.name for notifier in self.notifiers],
             run_id=self.report.run_id,
             now=batch.now,
+            notify_events=self.notify_events,
         )
         for result in settled:
             self.waiting.pop(result.device_id, None)
@@ -183,11 +187,14 @@ async def run_cycle(
     on_progress: Callable[[int, int], None] | None = None,
     stop: asyncio.Event | None = None,
     run_id: str | None = None,
+    notify_events: Collection[EventType] | None = None,
 ) -> RunReport:
     """Run one cycle and return its report. A set ``stop`` event ends it after the batch.
 
     Devices that fail transiently are checked again, ``retry`` deciding how often and after
-    how long (the checker Lambda follows the same policy through its queue).
+    how long (the checker Lambda follows the same policy through its queue). The notifiers
+    get the news of the ``notify_events`` types only (every type by default); the report
+    and the state keep all of it.
     """
     started = time.monotonic()
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:12])
@@ -199,6 +206,7 @@ async def run_cycle(
         retry or DeviceRetryPolicy(),
         notify_first_seen,
         concurrency,
+        None if notify_events is None else frozenset(notify_events),
     )
     store.start_run(report.run_id, utcnow())
     requests_before = client.stats.requests

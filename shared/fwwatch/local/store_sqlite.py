@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..events import NEWS_DEDUPE_WINDOW, FirmwareEvent
+from ..events import NEWS_DEDUPE_WINDOW, EventType, FirmwareEvent
 from ..state import ChannelKey, ChannelState, order_key
 
 __all__ = ["PendingEvent", "SqliteStore", "default_state_path"]
@@ -156,13 +156,17 @@ class SqliteStore:
         notifiers: Sequence[str],
         run_id: str,
         now: datetime,
+        notify_events: Collection[EventType] | None = None,
     ) -> int:
         """Store a batch's changed states, its news and its check times atomically.
 
-        Each new piece of news is queued for every notifier named. News already in the
-        outbox (the same dedupe key) within :data:`~fwwatch.events.NEWS_DEDUPE_WINDOW` is
-        ignored, so a replayed batch cannot queue the same notification twice; older news
-        of the same key is news again. Returns how many events were queued.
+        Each new piece of news is queued for every notifier named, when its type is one of
+        ``notify_events`` (every type by default); news of another type is recorded in the
+        outbox all the same, for the dedupe rule, but is pending for no notifier. News
+        already in the outbox (the same dedupe key) within
+        :data:`~fwwatch.events.NEWS_DEDUPE_WINDOW` is ignored, so a replayed batch cannot
+        queue the same notification twice; older news of the same key is news again.
+        Returns how many events were new.
         """
         stamp = now.isoformat()
         checked_at = now.replace(microsecond=0).isoformat()  # as `fwwatch status` shows it
@@ -183,6 +187,8 @@ class SqliteStore:
                 if row is None:
                     continue
                 queued += 1
+                if notify_events is not None and event.type not in notify_events:
+                    continue
                 db.executemany(
                     "INSERT INTO delivery (outbox_id, notifier) VALUES (?, ?) "
                     "ON CONFLICT(outbox_id, notifier) DO UPDATE SET delivered_at=NULL, "
