@@ -25,6 +25,7 @@ from ..notify import (
 from ..notify.slack import validate_webhook_url
 from ..tuya.config import CheckAttempts, RecheckDelaySeconds
 from ..tuya.settings import HELP_DEFAULT, EnvSettings, env_prefix, is_loopback_host
+from .heartbeat import Heartbeat, validate_heartbeat_url
 from .store_sqlite import default_state_path
 
 __all__ = ["LocalSettings", "StateSettings"]
@@ -109,6 +110,12 @@ class LocalSettings(StateSettings):
             return tuple(address.strip() for address in value.split(",") if address.strip())
         return value
 
+    heartbeat_url: SecretStr | None = Field(
+        default=None,
+        description="after each run or watch cycle, GET this URL (healthchecks.io style), "
+        "or <URL>/fail when the cycle failed or could not check some devices",
+    )
+
     @field_validator("events", mode="before")
     @classmethod
     def _split_events(cls, value: object) -> object:
@@ -131,6 +138,13 @@ class LocalSettings(StateSettings):
     def _check_webhook(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             validate_webhook_url(value.get_secret_value())
+        return value
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _check_heartbeat(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            validate_heartbeat_url(value.get_secret_value())
         return value
 
     @model_validator(mode="after")
@@ -168,6 +182,12 @@ class LocalSettings(StateSettings):
             recipients=self.email_to,
             starttls=self.smtp_starttls,
         )
+
+    def heartbeat(self) -> Heartbeat | None:
+        """The heartbeat after each cycle, when ``FWWATCH_HEARTBEAT_URL`` is set."""
+        if self.heartbeat_url is None:
+            return None
+        return Heartbeat(self.heartbeat_url.get_secret_value())
 
     def notifiers(self, console: TextIO | None = None) -> list[Notifier]:
         """The console notifier, then every configured one."""
