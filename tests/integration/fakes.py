@@ -1,4 +1,5 @@
-"""Fakes the integration tests share: a notifier that records, and a Slack webhook on loopback."""
+"""Fakes the integration tests share: a notifier that records, a Slack webhook and a
+heartbeat monitor on loopback."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiohttp import web
@@ -115,6 +117,55 @@ def serving_fake_slack(path: str) -> Iterator[FakeSlack]:
         fake.release()
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+class HeartbeatMonitor:
+    """A monitor in the healthchecks.io style: records each request, answers ``status``.
+
+    ``requests`` holds ``(method, path)`` in arrival order; ``received`` is set by the first.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self.status = 200
+        self.received = threading.Event()
+        self.url = ""
+
+
+@contextmanager
+def serving_heartbeat_monitor(path: str) -> Iterator[HeartbeatMonitor]:
+    """A :class:`HeartbeatMonitor` at ``http://127.0.0.1:<port><path>``, in its own thread."""
+    monitor = HeartbeatMonitor()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._answer()
+
+        def do_POST(self) -> None:
+            self._answer()
+
+        def _answer(self) -> None:
+            monitor.requests.append((self.command, self.path))
+            monitor.received.set()
+            body = b"OK" if monitor.status == 200 else b"not found"
+            self.send_response(monitor.status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None  # the path is the check's key: kept out of the tests' output
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    monitor.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield monitor
+    finally:
+        server.shutdown()
+        server.server_close()
         thread.join(5)
 
 

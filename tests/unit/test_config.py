@@ -12,6 +12,7 @@ from fwwatch.aws.settings import (
     SlackSettings,
     TuyaAccessSettings,
 )
+from fwwatch.events import EventType
 from fwwatch.local.config import LocalSettings
 from fwwatch.tuya import ConfigError, EnvSettings, TuyaConfigError, TuyaSettings
 
@@ -143,6 +144,12 @@ def test_a_wrong_value_is_named_but_never_repeated(env: dict[str, str], named: s
         ),
         ({"FWWATCH_RETRY_DELAY_S": "901"}, "FWWATCH_RETRY_DELAY_S"),
         ({"FWWATCH_MAX_ATTEMPTS": "0"}, "FWWATCH_MAX_ATTEMPTS"),
+        (
+            {"FWWATCH_EVENTS": "update_available,update_availabel"},
+            "FWWATCH_EVENTS: item 2 is not an event; the events are update_available, "
+            "update_installed, update_failed",
+        ),
+        ({"FWWATCH_EVENTS": " , "}, "FWWATCH_EVENTS: no event named"),
     ],
 )
 def test_local_settings_that_cannot_work_are_refused(env: dict[str, str], message: str) -> None:
@@ -167,6 +174,12 @@ def test_local_settings_read_their_variables() -> None:
     assert settings.smtp.recipients == ("ops@example.com", "dev@example.com")
     assert settings.smtp.sender == "fwwatch@smtp.example.com"
     assert (settings.smtp.port, settings.smtp.starttls) == (465, True)
+
+
+def test_notifiers_get_every_event_unless_told_which() -> None:
+    assert LocalSettings.load({}).events == set(EventType)
+    chosen = LocalSettings.load({"FWWATCH_EVENTS": " Update_Failed,,update_installed "})
+    assert chosen.events == {EventType.UPDATE_FAILED, EventType.UPDATE_INSTALLED}
 
 
 def test_local_retries_default_as_the_checkers_do() -> None:

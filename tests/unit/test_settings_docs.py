@@ -8,8 +8,10 @@ either names a variable no model has, leaves one out, or bounds a value differen
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,11 @@ import pytest
 from pydantic.fields import FieldInfo
 
 from fwwatch.aws import settings as aws_settings
+from fwwatch.aws.publish_sns import sns_message
 from fwwatch.cli import build_parser
 from fwwatch.cli.common import ENVIRONMENT_HELP
 from fwwatch.cli.local import LOCAL_HELP
+from fwwatch.events import EventGroup, EventType, FirmwareEvent, group_events
 from fwwatch.local.config import LocalSettings, StateSettings
 from fwwatch.tuya import EnvSettings, TuyaSettings
 from tests.aws.template import Template, load_template
@@ -122,13 +126,57 @@ def template() -> Template:
 
 
 def test_readme_lists_every_variable_of_the_cli_and_no_other() -> None:
-    # Given the variables of the CLI's models and those of README's configuration tables
-    models = set(TuyaSettings.variables().values()) | set(LocalSettings.variables().values())
+    # Given the variables of the CLI's models (a secret's file too) and README's tables
+    models: set[str] = set()
+    for model in (TuyaSettings, LocalSettings):
+        models |= set(model.variables().values()) | set(model.secret_file_variables().values())
     listed = readme_variables()
     # Then each is in the other, once
     assert sorted(models - set(listed)) == [], "missing from README.md's tables"
     assert sorted(set(listed) - models) == [], "in README.md's tables but no setting"
     assert len(listed) == len(set(listed)), "listed twice in README.md"
+
+
+def readme_filter_policy() -> dict[str, list[str]]:
+    """The SNS filter policy README.md shows (``That is the policy `{...}```)."""
+    text = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    (policy,) = re.findall(r"That is the policy `(\{.*?\})`", text)
+    parsed: dict[str, list[str]] = json.loads(policy)
+    return parsed
+
+
+def matches(policy: dict[str, list[str]], attributes: dict[str, dict[str, str]]) -> bool:
+    """SNS's rule for a policy of exact values: every key present, with one of its values."""
+    return all(
+        key in attributes and attributes[key]["StringValue"] in values
+        for key, values in policy.items()
+    )
+
+
+def a_release(kind: EventType) -> EventGroup:
+    event = FirmwareEvent(
+        type=kind,
+        device_id="dev000",
+        channel=0,
+        product_id="prod01",
+        current_version="1.0",
+        target_version="1.1",
+        occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    (group,) = group_events([event])
+    return group
+
+
+def test_the_readme_filter_policy_selects_installs_and_failures_once_per_release() -> None:
+    policy = readme_filter_policy()
+
+    def selected(kind: EventType, part: tuple[int, int]) -> bool:
+        return matches(policy, sns_message(a_release(kind), part=part)["MessageAttributes"])
+
+    assert selected(EventType.UPDATE_INSTALLED, (1, 2))
+    assert selected(EventType.UPDATE_FAILED, (1, 1))
+    assert not selected(EventType.UPDATE_AVAILABLE, (1, 1))
+    assert not selected(EventType.UPDATE_FAILED, (2, 2))  # a part for machines
 
 
 # ------------------------------------------------------------------------------ template
@@ -212,14 +260,16 @@ def test_the_help_lists_every_variable_in_lines_that_fit(
 
 
 @pytest.mark.parametrize("model", [TuyaSettings, LocalSettings])
-def test_the_help_says_secrets_are_never_printed(model: type[EnvSettings]) -> None:
+def test_the_help_says_secrets_are_never_printed_and_may_come_from_files(
+    model: type[EnvSettings],
+) -> None:
     text = ENVIRONMENT_HELP if model is TuyaSettings else LOCAL_HELP
-    entries = re.split(r"\n(?=  [A-Z])", text)
+    entries = [" ".join(entry.split()) for entry in re.split(r"\n(?=  [A-Z])", text)]
     for name, variable in model.variables().items():
-        # A name as wide as the column stands on a line of its own, its text below it.
-        (entry,) = [e for e in entries if e.lstrip().startswith((variable + " ", variable + "\n"))]
+        (entry,) = [entry for entry in entries if entry.startswith(variable + " ")]
         is_secret = "SecretStr" in str(model.model_fields[name].annotation)
-        assert ("(never printed)" in entry) == is_secret, entry
+        assert ("(never printed;" in entry) == is_secret, entry
+        assert (f" {variable}_FILE: a file holding it" in entry) == is_secret, entry
 
 
 @pytest.mark.parametrize(
@@ -246,3 +296,5 @@ def test_each_command_shows_the_variables_it_reads(
     for model in models:
         for variable in model.variables().values():
             assert f"  {variable} " in shown or f"  {variable}\n" in shown, variable
+        for variable in model.secret_file_variables().values():
+            assert f" {variable}: a file holding it" in " ".join(shown.split()), variable

@@ -21,7 +21,13 @@ from . import main as cli_main
 from .check import render_check_table
 from .common import environment
 
-CREDENTIALS = ("TUYA_ACCESS_ID", "TUYA_ACCESS_SECRET")
+#: The variables that make credentials, each as one of its ways (the secret may be a file).
+CREDENTIALS = (("TUYA_ACCESS_ID",), ("TUYA_ACCESS_SECRET", "TUYA_ACCESS_SECRET_FILE"))
+
+
+def has_credentials(env: dict[str, str]) -> bool:
+    """Whether ``env`` gives Tuya credentials, the secret as a value or as a file."""
+    return all(any(env.get(name, "").strip() for name in ways) for ways in CREDENTIALS)
 
 
 async def _cycle(settings: TuyaSettings, store: SqliteStore, out: TextIO) -> RunReport:
@@ -98,7 +104,7 @@ def _next_version(version: str) -> str:
 def main() -> int:
     """Entry point of ``python -m fwwatch.cli.demo`` (``make run``)."""
     env = environment()
-    if all(env.get(name) for name in CREDENTIALS):
+    if has_credentials(env):
         print("Tuya credentials found: running a cycle on the real fleet (fwwatch run).")
         return cli_main(["run"])
     print("No Tuya credentials (TUYA_ACCESS_ID/TUYA_ACCESS_SECRET): running the demo.")

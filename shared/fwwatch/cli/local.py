@@ -17,6 +17,7 @@ from typing import TextIO
 
 from ..cycle import DeviceRetryPolicy
 from ..local.config import LocalSettings
+from ..local.heartbeat import Heartbeat
 from ..local.home_assistant import HomeAssistantPublisher
 from ..local.lock import holding_state
 from ..local.runner import RunReport, run_cycle
@@ -213,9 +214,23 @@ async def run_command(args: argparse.Namespace, out: TextIO) -> int:
     """One cycle; the report as a summary (or JSON); 1 when some device failed."""
     device_ids = read_device_ids(args.devices) if args.devices else None
     settings, local = _settings(args)
-    report = await _one_cycle(args, settings, local, device_ids, out)
+    heartbeat = local.heartbeat()
+    try:
+        report = await _one_cycle(args, settings, local, device_ids, out)
+    except Exception:
+        await _tell_heartbeat(heartbeat, None)
+        raise
     _print_report(report, args.json, out)
+    await _tell_heartbeat(heartbeat, report)
     return EXIT_OK if report.ok else EXIT_DEVICES_FAILED
+
+
+async def _tell_heartbeat(heartbeat: Heartbeat | None, report: RunReport | None) -> None:
+    """After a cycle: success when its report is ok, ``/fail`` when not or when the cycle
+    failed (``report`` is ``None``); nothing for a cycle a signal cut short."""
+    if heartbeat is None or (report is not None and report.interrupted):
+        return
+    await heartbeat.send(ok=report is not None and report.ok)
 
 
 async def _one_cycle(
@@ -255,6 +270,7 @@ async def _one_cycle(
                     stop=stop,
                     digest_per_run=local.digest_per_run,
                     home_assistant=home_assistant,
+                    notify_events=local.events,
                 )
     progress.done()
     return report
@@ -310,6 +326,7 @@ async def watch_command(args: argparse.Namespace, out: TextIO) -> int:
     """Cycles forever, ``--every`` apart (with jitter); stops cleanly on SIGINT/SIGTERM."""
     device_ids = read_device_ids(args.devices) if args.devices else None
     settings, local = _settings(args)
+    heartbeat = local.heartbeat()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -323,13 +340,16 @@ async def watch_command(args: argparse.Namespace, out: TextIO) -> int:
             try:
                 report = await _one_cycle(args, settings, local, device_ids, out, stop)
             except TuyaFatalError:
+                await _tell_heartbeat(heartbeat, None)
                 raise  # no later cycle can do better: a wrong secret, a lapsed account
             except Exception as exc:  # the watch outlives any one bad cycle
                 status = EXIT_DEVICES_FAILED
                 _log_failed_cycle(exc, delay, out)
+                await _tell_heartbeat(heartbeat, None)
             else:
                 _print_report(report, False, out)
                 status = EXIT_OK if report.ok else EXIT_DEVICES_FAILED
+                await _tell_heartbeat(heartbeat, report)
             if stop.is_set():
                 break
             try:

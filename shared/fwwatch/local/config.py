@@ -14,6 +14,7 @@ from typing import TextIO
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from ..events import EventType
 from ..homeassistant import DEFAULT_DISCOVERY_PREFIX, validate_discovery_prefix
 from ..notify import (
     ConsoleNotifier,
@@ -26,6 +27,7 @@ from ..notify import (
 from ..notify.slack import validate_webhook_url
 from ..tuya.config import CheckAttempts, RecheckDelaySeconds
 from ..tuya.settings import HELP_DEFAULT, EnvSettings, env_prefix, is_loopback_host
+from .heartbeat import Heartbeat, validate_heartbeat_url
 from .mqtt import MqttBroker, parse_mqtt_url
 from .store_sqlite import default_state_path
 
@@ -113,6 +115,13 @@ class LocalSettings(StateSettings):
         default=DEFAULT_DISCOVERY_PREFIX,
         description="Home Assistant's MQTT discovery prefix",
     )
+    events: frozenset[EventType] = Field(
+        default=frozenset(EventType),
+        description="the news notifiers get, separated by commas: "
+        + ", ".join(EventType)
+        + " (the run report and the state keep all of it)",
+        json_schema_extra={HELP_DEFAULT: "all"},
+    )
 
     @field_validator("email_to", mode="before")
     @classmethod
@@ -120,6 +129,29 @@ class LocalSettings(StateSettings):
         if isinstance(value, str):
             return tuple(address.strip() for address in value.split(",") if address.strip())
         return value
+
+    heartbeat_url: SecretStr | None = Field(
+        default=None,
+        description="after each run or watch cycle, GET this URL (healthchecks.io style), "
+        "or <URL>/fail when the cycle failed or could not check some devices",
+    )
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _split_events(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        names = [name.strip().lower() for name in value.split(",")]
+        known = {event.value: event for event in EventType}
+        for number, name in enumerate(names, 1):
+            if name and name not in known:
+                raise ValueError(
+                    f"item {number} is not an event; the events are " + ", ".join(EventType)
+                )
+        events = frozenset(known[name] for name in names if name)
+        if not events:
+            raise ValueError("no event named; leave it unset for all of them")
+        return events
 
     @field_validator("slack_webhook_url")
     @classmethod
@@ -149,6 +181,13 @@ class LocalSettings(StateSettings):
         except ValueError as exc:
             raise ValueError(f"FWWATCH_MQTT_URL {exc}") from None
         return self
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _check_heartbeat(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            validate_heartbeat_url(value.get_secret_value())
+        return value
 
     @model_validator(mode="after")
     def _check_email(self) -> LocalSettings:
@@ -192,6 +231,12 @@ class LocalSettings(StateSettings):
         if self.mqtt_url is None:
             return None
         return parse_mqtt_url(self.mqtt_url.get_secret_value(), self.mqtt_password)
+
+    def heartbeat(self) -> Heartbeat | None:
+        """The heartbeat after each cycle, when ``FWWATCH_HEARTBEAT_URL`` is set."""
+        if self.heartbeat_url is None:
+            return None
+        return Heartbeat(self.heartbeat_url.get_secret_value())
 
     def notifiers(self, console: TextIO | None = None) -> list[Notifier]:
         """The console notifier, then every configured one."""

@@ -21,14 +21,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Sequence, Set
+from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..check import CheckResult, FirmwareSource, Progress
 from ..cycle import DeviceLister, DeviceRetryPolicy, Settlement, StateReader, check_batch, discover
-from ..events import FirmwareEvent, ReleaseKey, group_events, release_of
+from ..events import EventType, FirmwareEvent, ReleaseKey, group_events, release_of
 from ..ignored import IgnoredVersions, release_held
 from ..notify import DeliveryUncertainError, Notifier, NotifyError, RunDigestNotifier
 from ..render import run_digest
@@ -75,8 +75,11 @@ class RunStore(StateReader, Protocol):
         run_id: str,
         now: datetime,
         held: Sequence[FirmwareEvent] = (),
+        notify_events: Collection[EventType] | None = None,
     ) -> int:
-        """Keep a batch's states, news, held-back news and check times in one transaction."""
+        """Keep a batch's states, news, held-back news and check times in one transaction;
+        queue the news of the ``notify_events`` types (default all) for the notifiers, and
+        record the rest."""
         ...
 
     def ignored_versions(self) -> IgnoredVersions:
@@ -150,6 +153,7 @@ class _Run:
     policy: DeviceRetryPolicy
     notify_first_seen: bool
     concurrency: int
+    notify_events: frozenset[EventType] | None = None
     #: Loaded once, when the run starts: an ignore added or removed meanwhile counts from
     #: the next run on.
     ignored: IgnoredVersions = field(default_factory=IgnoredVersions)
@@ -202,6 +206,7 @@ class _Run:
             notifiers=[notifier.name for notifier in self.notifiers],
             run_id=self.report.run_id,
             now=batch.now,
+            notify_events=self.notify_events,
         )
         for result in settled:
             self.waiting.pop(result.device_id, None)
@@ -221,10 +226,12 @@ class _Run:
             return
         states = self.store.get_items((event.device_id, event.channel) for event in held)
         release = release_held(held, self.ignored, states)
+        # Held news is offers only: told to nobody when FWWATCH_EVENTS leaves offers out.
+        told = self.notify_events is None or EventType.UPDATE_AVAILABLE in self.notify_events
         self.store.release_held(
             tell=release.tell,
             forget=release.forget,
-            notifiers=[notifier.name for notifier in self.notifiers],
+            notifiers=[notifier.name for notifier in self.notifiers] if told else [],
             run_id=self.report.run_id,
             now=utcnow(),
         )
@@ -246,13 +253,16 @@ async def run_cycle(
     run_id: str | None = None,
     digest_per_run: bool = False,
     home_assistant: StatePublisher | None = None,
+    notify_events: Collection[EventType] | None = None,
 ) -> RunReport:
     """Run one cycle and return its report. A set ``stop`` event ends it after the batch.
 
     Devices that fail transiently are checked again, ``retry`` deciding how often and after
     how long (the checker Lambda follows the same policy through its queue). With
     ``digest_per_run``, e-mail tells the run's news in one message (see :func:`deliver_pending`).
-    After the notifiers, ``home_assistant`` publishes the state as it now stands.
+    After the notifiers, ``home_assistant`` publishes the state as it now stands. The
+    notifiers get the news of the ``notify_events`` types only (every type by default); the
+    report and the state keep all of it.
     """
     started = time.monotonic()
     report = RunReport(run_id=run_id or uuid.uuid4().hex[:12])
@@ -264,6 +274,7 @@ async def run_cycle(
         retry or DeviceRetryPolicy(),
         notify_first_seen,
         concurrency,
+        None if notify_events is None else frozenset(notify_events),
         ignored=store.ignored_versions(),
     )
     store.start_run(report.run_id, utcnow())

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..events import NEWS_DEDUPE_WINDOW, FirmwareEvent
+from ..events import NEWS_DEDUPE_WINDOW, EventType, FirmwareEvent
 from ..homeassistant import Retained
 from ..ignored import IgnoredVersion, IgnoredVersions
 from ..state import ChannelKey, ChannelState, order_key
@@ -198,15 +198,18 @@ class SqliteStore:
         run_id: str,
         now: datetime,
         held: Sequence[FirmwareEvent] = (),
+        notify_events: Collection[EventType] | None = None,
     ) -> int:
         """Store a batch's changed states, its news and its check times atomically.
 
-        Each new piece of news is queued for every notifier named. News already in the
-        outbox (the same dedupe key) within :data:`~fwwatch.events.NEWS_DEDUPE_WINDOW` is
-        ignored, so a replayed batch cannot queue the same notification twice; older news
-        of the same key is news again. ``held`` is news an ignore keeps back: kept, with the
-        states, as its device channel's latest held offer. Returns how many events were
-        queued.
+        Each new piece of news is queued for every notifier named, when its type is one of
+        ``notify_events`` (every type by default); news of another type is recorded in the
+        outbox all the same, for the dedupe rule, but is pending for no notifier. News
+        already in the outbox (the same dedupe key) within
+        :data:`~fwwatch.events.NEWS_DEDUPE_WINDOW` is ignored, so a replayed batch cannot
+        queue the same notification twice; older news of the same key is news again.
+        ``held`` is news an ignore keeps back: kept, with the states, as its device
+        channel's latest held offer. Returns how many events were new.
         """
         checked_at = now.replace(microsecond=0).isoformat()  # as `fwwatch status` shows it
         with self.transaction() as db:
@@ -217,6 +220,7 @@ class SqliteStore:
                 notifiers,
                 run_id,
                 now,
+                notify_events,
             )
             self._hold(db, [e for e in held if (e.device_id, e.channel) not in refused], now)
             db.executemany(
@@ -237,9 +241,11 @@ class SqliteStore:
         notifiers: Sequence[str],
         run_id: str,
         now: datetime,
+        notify_events: Collection[EventType] | None = None,
     ) -> int:
-        """Put news in the outbox for every notifier, unless its key was told within the
-        dedupe window; how many were queued."""
+        """Put news in the outbox for every notifier (news of the ``notify_events`` types
+        only; for none, the rest), unless its key was told within the dedupe window; how many
+        were new."""
         stamp = now.isoformat()
         forgotten = (now - NEWS_DEDUPE_WINDOW).isoformat()
         queued = 0
@@ -254,6 +260,8 @@ class SqliteStore:
             if row is None:
                 continue
             queued += 1
+            if notify_events is not None and event.type not in notify_events:
+                continue
             db.executemany(
                 "INSERT INTO delivery (outbox_id, notifier) VALUES (?, ?) "
                 "ON CONFLICT(outbox_id, notifier) DO UPDATE SET delivered_at=NULL, "

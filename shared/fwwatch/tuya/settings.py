@@ -8,9 +8,15 @@ variables (an empty one counts as unset), validates them once, and turns any pro
 field's or a cross-field validator's, into one :class:`ConfigError` whose message names
 the variable and never repeats a value. Building a model from arguments fails the same way.
 
+A secret (a field typed ``SecretStr``, or ``SecretStr | None``) can come from a file
+instead: ``SMTP_PASSWORD_FILE=/run/secrets/smtp`` reads the value from that file, as
+Docker and systemd credentials hand secrets over. Setting both ``SMTP_PASSWORD`` and
+``SMTP_PASSWORD_FILE`` is an error naming both.
+
 Help comes from the fields: :func:`environment_help` lists each variable with its
 ``description``, its default (or ``json_schema_extra={"help_default": "8 MiB"}`` when the
-value itself would read badly) and, for a ``SecretStr``, that it is never printed.
+value itself would read badly) and, for a ``SecretStr``, that it is never printed and
+which variable names its file.
 
 This module is part of the ground floor: it imports nothing else of fwwatch.
 """
@@ -33,10 +39,16 @@ __all__ = [
     "env_prefix",
     "environment_help",
     "is_loopback_host",
+    "read_secret_file",
 ]
 
 #: The ``json_schema_extra`` key of a default as help should show it.
 HELP_DEFAULT = "help_default"
+
+#: What a secret's variable gets to name a file holding the secret instead.
+SECRET_FILE_SUFFIX = "_FILE"  # noqa: S105 (a suffix of variable names, not a password)
+#: A secret file larger than this is not a secret but a mistake (a wrong path, say).
+MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
 class ConfigError(ValueError):
@@ -85,11 +97,23 @@ class EnvSettings(BaseModel):
         return {name: _variable(name, field) for name, field in cls.model_fields.items()}
 
     @classmethod
+    def secret_file_variables(cls) -> dict[str, str]:
+        """Each secret field's ``<VARIABLE>_FILE``, by field name, in declaration order."""
+        variables = cls.variables()
+        return {
+            name: variables[name] + SECRET_FILE_SUFFIX
+            for name, field in cls.model_fields.items()
+            if _is_secret(field)
+        }
+
+    @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Read the model's variables from ``environ`` (the process's by default) and validate.
 
         Values are stripped, and a variable that is empty counts as unset, as in a ``.env``
-        file with ``NAME=``. Raises :attr:`config_error` naming every variable that is wrong.
+        file with ``NAME=``. A secret may come from the file its ``<VARIABLE>_FILE`` names
+        instead (its content, trailing newlines stripped). Raises :attr:`config_error`
+        naming every variable that is wrong.
         """
         source = os.environ if environ is None else environ
         values = {
@@ -97,6 +121,22 @@ class EnvSettings(BaseModel):
             for variable in cls.variables().values()
             if source.get(variable, "").strip()
         }
+        problems = []
+        variables = cls.variables()
+        for name, file_variable in cls.secret_file_variables().items():
+            path = source.get(file_variable, "").strip()
+            if not path:
+                continue
+            variable = variables[name]
+            if variable in values:
+                problems.append(f"{variable} and {file_variable} are both set; set only one")
+                continue
+            try:
+                values[variable] = read_secret_file(path, file_variable)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise cls.config_error("; ".join(problems))
         # Not model_validate: pydantic runs an overridden __init__ inside its own validation,
         # and would wrap config_error in a ValidationError.
         return cls(**values)
@@ -130,7 +170,8 @@ def environment_help(model: type[EnvSettings], title: str, *, width: int = 88) -
     """``title:`` and one entry per variable of ``model``, for an argparse epilog.
 
     Each entry is the variable's name, then its field's description, its default and, for
-    a secret, that it is never printed, wrapped to ``width`` columns under the description.
+    a secret, that it is never printed and may come from ``<VARIABLE>_FILE``, wrapped to
+    ``width`` columns under the description.
     """
     variables = model.variables()
     column = min(max(len(name) for name in variables.values()) + 2, 24)
@@ -142,7 +183,7 @@ def environment_help(model: type[EnvSettings], title: str, *, width: int = 88) -
         if default is not None:
             text += f" (default {default})"
         if _is_secret(field):
-            text += " (never printed)"
+            text += f" (never printed; or {variable}{SECRET_FILE_SUFFIX}: a file holding it)"
         head = f"  {variable}".ljust(column + 2)
         if len(variable) >= column:
             lines.append(f"  {variable}")
@@ -153,6 +194,35 @@ def environment_help(model: type[EnvSettings], title: str, *, width: int = 88) -
             )
         )
     return "\n".join(lines) + "\n"
+
+
+def read_secret_file(path: str, variable: str) -> str:
+    """The secret in the file at ``path``, named by ``variable``: its text, without the
+    trailing newline an editor or ``echo`` adds.
+
+    Raises :class:`ConfigError` naming the variable and the path, never the content.
+    """
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"{variable}: cannot read {path} ({reason}); give the path of a readable file "
+            "holding the secret"
+        ) from None
+    if len(raw) > MAX_SECRET_FILE_BYTES:
+        raise ConfigError(
+            f"{variable}: {path} is larger than {MAX_SECRET_FILE_BYTES // 1024} KiB; "
+            "it should hold the secret alone"
+        )
+    try:
+        text = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{variable}: {path} is not UTF-8 text") from None
+    if not text.strip():
+        raise ConfigError(f"{variable}: {path} is empty; it should hold the secret")
+    return text
 
 
 def is_loopback_host(host: str) -> bool:
