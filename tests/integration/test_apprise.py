@@ -238,3 +238,23 @@ def test_notify_test_posts_a_labelled_message_through_each_url(
     (post,) = hook.received
     assert post["title"] == "fwwatch test notification"
     assert TOKEN not in out
+
+
+def test_with_a_digest_per_run_a_url_gets_one_message_for_the_whole_run(
+    cloud: RunningSimulator, fwwatch: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serving_fake_slack(HOOK) as hook:
+        # Given FWWATCH_DIGEST_PER_RUN, as for e-mail
+        monkeypatch.setenv("FWWATCH_APPRISE_URLS", json_url(hook))
+        monkeypatch.setenv("FWWATCH_DIGEST_PER_RUN", "true")
+        fwwatch.run()
+        # When a run finds a release of each product
+        for product in PRODUCTS:
+            cloud.cloud.publish_release(product, 0, "1.1.0")
+        status, report = fwwatch.run()
+    # Then the URL got one message listing both releases
+    assert status == 0
+    assert [o["sent"] for o in apprise_outcomes(report).values()] == [1]
+    (post,) = hook.received
+    assert post["title"] == f"fwwatch: 2 releases, 4 devices - run {report['run_id']}"
+    assert all(f"1.1.0 available - {name}" in post["message"] for name in PRODUCTS.values())

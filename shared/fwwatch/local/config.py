@@ -100,8 +100,9 @@ class LocalSettings(StateSettings):
     jsonl: Path | None = Field(default=None, description="append news to a JSON-lines file")
     digest_per_run: bool = Field(
         default=False,
-        description="e-mail gets one message per run listing every release, instead of one "
-        "per release (Slack, the console and the JSON-lines file keep one per release)",
+        description="e-mail and the Apprise URLs get one message per run listing every "
+        "release, instead of one per release (Slack, the console and the JSON-lines file "
+        "keep one per release)",
     )
     apprise_urls: tuple[SecretStr, ...] = Field(
         default=(),

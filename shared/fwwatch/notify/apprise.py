@@ -2,7 +2,8 @@
 
 One notifier per URL, so that the outbox records each delivery per URL and a URL that fails
 holds back no other. Each message has the e-mail's subject (as the title) and text, given
-to Apprise as plain text: it escapes them for services that read Markdown or HTML.
+to Apprise as plain text: it escapes them for services that read Markdown or HTML. Like
+e-mail, it tells a whole run in one message when ``FWWATCH_DIGEST_PER_RUN`` asks for it.
 
 An Apprise URL holds its service's credentials (``tgram://BOT_TOKEN/CHAT_ID``), so a URL is
 never shown, logged or stored: a notifier is named by its scheme and a short hash of the URL
@@ -28,7 +29,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..events import EventGroup, EventType
-from ..render import TEST_SUBJECT, render_subject, render_text
+from ..messages import RunDigestMessage
+from ..render import TEST_SUBJECT, render_run_subject, render_run_text, render_subject, render_text
 from .base import NotifyError
 
 __all__ = ["AppriseNotifier", "apprise_url_problem", "split_apprise_urls"]
@@ -151,6 +153,11 @@ class AppriseNotifier:
         # Apprise's notify blocks (requests underneath): it runs beside the event loop.
         subject, text = render_subject(group), render_text(group)
         await asyncio.to_thread(self._notify, subject, text, _NOTIFY_TYPES[group.type])
+
+    async def send_run(self, digest: RunDigestMessage) -> None:
+        subject, text = render_run_subject(digest), render_run_text(digest)
+        failed = any(release.type is EventType.UPDATE_FAILED for release in digest.releases)
+        await asyncio.to_thread(self._notify, subject, text, "warning" if failed else "info")
 
     async def send_test(self) -> None:
         body = "This is a test message from fwwatch: Apprise delivery works.\n\n-- fwwatch"
