@@ -5,6 +5,10 @@ thing about the same news. A group that is one message of a run's digest
 (:class:`~fwwatch.messages.ReleasePart`) is told with the whole release's device count, and
 a follow-up says that its devices come on top of the run's first message; the run's digest
 message itself (:class:`~fwwatch.messages.RunDigestMessage`) has its own subject and text.
+
+Names, IDs and versions come from Tuya, where anyone who can name a device writes them: every
+text here shows them on one line without control characters (:mod:`fwwatch.safe_text`), and
+the Slack message escapes them as well, so that a name can neither notify nor link.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .events import EventGroup, EventType
+from .events import EventGroup, EventType, FirmwareEvent
 from .messages import NewsDevice, NewsMessage, ReleasePart, ReleaseSummary, RunDigestMessage
+from .safe_text import slack_escape, strip_controls
 
 __all__ = [
     "TEST_SUBJECT",
@@ -41,8 +46,31 @@ _VERBS = {
 }
 
 
+def _shown(text: str | None) -> str:
+    """Text from outside, as every rendering shows it: one line, no control characters."""
+    return strip_controls(text or "")
+
+
 def _product(group: EventGroup) -> str:
-    return group.product_name or group.product_id or "unknown product"
+    return _shown(group.product_name or group.product_id) or "unknown product"
+
+
+def _channel(group: EventGroup) -> str:
+    return _shown(group.channel_name)
+
+
+def _version(group: EventGroup) -> str:
+    return _shown(group.version)
+
+
+def _previous(group: EventGroup, shown: int | None = None) -> str:
+    return ", ".join(_shown(version) for version in group.previous_versions[:shown])
+
+
+def _device(event: FirmwareEvent | NewsDevice, *, before: str = "  ") -> str:
+    """A device's ID, then its name if it has one (after ``before``)."""
+    name = _shown(event.device_name)
+    return _shown(event.device_id) + (f"{before}{name}" if name else "")
 
 
 def _moment(group: EventGroup) -> str:
@@ -67,22 +95,21 @@ def _follow_up(group: EventGroup) -> bool:
 def summary_sentence(group: EventGroup) -> str:
     """One sentence: what, which product and channel, from which version, how many devices."""
     devices = _devices(_told(group), more=_follow_up(group))
-    channel = f"{group.channel_name} (channel {group.channel})"
-    previous = group.previous_versions
-    origin = f" (from {', '.join(previous[:3])})" if previous else ""
+    channel = f"{_channel(group)} (channel {group.channel})"
+    origin = f" (from {_previous(group, 3)})" if group.previous_versions else ""
     where = f"{devices} of {_product(group)}, {channel}{origin}"
     if group.type is EventType.UPDATE_AVAILABLE:
-        return f"Firmware {group.version} is available for {where}."
+        return f"Firmware {_version(group)} is available for {where}."
     if group.type is EventType.UPDATE_INSTALLED:
-        return f"Firmware {group.version} was installed on {where}."
-    return f"The update to {group.version} failed on {where}."
+        return f"Firmware {_version(group)} was installed on {where}."
+    return f"The update to {_version(group)} failed on {where}."
 
 
 def render_subject(group: EventGroup) -> str:
     """An e-mail subject under 100 characters, on one line."""
     subject = (
-        f"fwwatch: {group.version} {_VERBS[group.type]} - {_product(group)} "
-        f"{group.channel_name} ({_devices(_told(group), more=_follow_up(group))})"
+        f"fwwatch: {_version(group)} {_VERBS[group.type]} - {_product(group)} "
+        f"{_channel(group)} ({_devices(_told(group), more=_follow_up(group))})"
     )
     if isinstance(group, ReleasePart) and group.part > 1:
         subject += f" part {group.part} of {group.parts}"
@@ -90,7 +117,7 @@ def render_subject(group: EventGroup) -> str:
 
 
 def _one_line(subject: str) -> str:
-    subject = " ".join(subject.split())
+    subject = " ".join(strip_controls(subject).split())
     if len(subject) > MAX_SUBJECT:
         subject = subject[: MAX_SUBJECT - 3].rstrip() + "..."
     return subject
@@ -100,20 +127,19 @@ def render_text(group: EventGroup, *, part: tuple[int, int] | None = None) -> st
     """The plain-text body of an e-mail: the sentence, the facts, the first devices."""
     lines = [summary_sentence(group), ""]
     lines.append(f"Event:     {group.type.value}")
-    lines.append(
-        f"Product:   {_product(group)}" + (f" ({group.product_id})" if group.product_id else "")
-    )
-    lines.append(f"Channel:   {group.channel_name} ({group.channel})")
+    product_id = _shown(group.product_id)
+    lines.append(f"Product:   {_product(group)}" + (f" ({product_id})" if product_id else ""))
+    lines.append(f"Channel:   {_channel(group)} ({group.channel})")
     if group.previous_versions:
-        lines.append(f"From:      {', '.join(group.previous_versions)}")
-    lines.append(f"Version:   {group.version}")
+        lines.append(f"From:      {_previous(group)}")
+    lines.append(f"Version:   {_version(group)}")
     lines.append(f"Devices:   {_told(group)}")
     lines.append(f"Seen at:   {_moment(group)}")
     if isinstance(group, ReleasePart):
         if part is None and group.parts > 1:
             part = (group.part, group.parts)
         if group.run_id:
-            lines.append(f"Run:       {group.run_id}")
+            lines.append(f"Run:       {_shown(group.run_id)}")
         if group.follow_up:
             lines.append("Follow-up: these devices came after this run's first message about it")
     if part is not None:
@@ -122,9 +148,8 @@ def render_text(group: EventGroup, *, part: tuple[int, int] | None = None) -> st
     shown = group.events[:DEVICES_LISTED]
     lines.append("Devices:" if len(shown) == _told(group) else f"First {len(shown)} devices:")
     for event in shown:
-        name = f"  {event.device_name}" if event.device_name else ""
-        origin = f"  (was {event.previous_version})" if event.previous_version else ""
-        lines.append(f"  - {event.device_id}{name}{origin}")
+        origin = f"  (was {_shown(event.previous_version)})" if event.previous_version else ""
+        lines.append(f"  - {_device(event)}{origin}")
     if _told(group) > len(shown):
         where = " (every one in the message's JSON body)" if part is None else ""
         lines.append(f"  ... and {_told(group) - len(shown)} more{where}")
@@ -145,44 +170,48 @@ _EMOJI = {
 }
 
 
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack neither links URLs nor parses mentions in it; the text is escaped, so
+    # only the markup written here (bold, code) is read as such.
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
 def render_slack(group: EventGroup) -> dict[str, Any]:
-    """A Slack message: Block Kit blocks with a plain ``text`` fallback."""
+    """A Slack message: Block Kit blocks with a plain ``text`` fallback.
+
+    Every text from outside is escaped (:func:`~fwwatch.safe_text.slack_escape`): a device
+    named ``<!channel>`` is shown so, and notifies nobody.
+    """
     shown = group.events[:DEVICES_LISTED]
     device_lines = "\n".join(
-        f"• `{event.device_id}`" + (f" {event.device_name}" if event.device_name else "")
+        f"• `{slack_escape(_shown(event.device_id))}`"
+        + (f" {slack_escape(name)}" if (name := _shown(event.device_name)) else "")
         for event in shown
     )
     if _told(group) > len(shown):
         device_lines += f"\n… and {_told(group) - len(shown)} more"
     fields = [
-        {"type": "mrkdwn", "text": f"*Product*\n{_product(group)}"},
-        {"type": "mrkdwn", "text": f"*Channel*\n{group.channel_name} ({group.channel})"},
-        {"type": "mrkdwn", "text": f"*Version*\n{group.version}"},
-        {"type": "mrkdwn", "text": f"*Devices*\n{_told(group)}"},
+        _mrkdwn(f"*Product*\n{slack_escape(_product(group))}"),
+        _mrkdwn(f"*Channel*\n{slack_escape(_channel(group))} ({group.channel})"),
+        _mrkdwn(f"*Version*\n{slack_escape(_version(group))}"),
+        _mrkdwn(f"*Devices*\n{_told(group)}"),
     ]
     if group.previous_versions:
-        fields.append(
-            {"type": "mrkdwn", "text": f"*From*\n{', '.join(group.previous_versions[:5])}"}
-        )
+        fields.append(_mrkdwn(f"*From*\n{slack_escape(_previous(group, 5))}"))
+    summary = slack_escape(summary_sentence(group))
     return {
-        "text": summary_sentence(group),
+        "text": summary,
         "blocks": [
             {
                 "type": "header",
-                "text": {"type": "plain_text", "text": render_subject(group)[:150]},
+                "text": {"type": "plain_text", "text": slack_escape(render_subject(group))[:150]},
             },
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f"{_EMOJI[group.type]} {summary_sentence(group)}",
-                },
-            },
+            {"type": "section", "text": _mrkdwn(f"{_EMOJI[group.type]} {summary}")},
             {"type": "section", "fields": fields},
-            {"type": "section", "text": {"type": "mrkdwn", "text": device_lines[:2900]}},
+            {"type": "section", "text": _mrkdwn(device_lines[:2900])},
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"fwwatch · seen {_moment(group)}"}],
+                "elements": [_mrkdwn(f"fwwatch · seen {_moment(group)}")],
             },
         ],
     }
@@ -220,7 +249,8 @@ def render_run_subject(digest: RunDigestMessage) -> str:
     noun = "release" if releases == 1 else "releases"
     devices = _devices(digest.device_count, more=digest.follow_up)
     follow_up = " (follow-up)" if digest.follow_up else ""
-    return _one_line(f"fwwatch: {releases} {noun}, {devices}{follow_up} - run {digest.run_id}")
+    run = _shown(digest.run_id)
+    return _one_line(f"fwwatch: {releases} {noun}, {devices}{follow_up} - run {run}")
 
 
 def render_run_text(digest: RunDigestMessage) -> str:
@@ -231,13 +261,11 @@ def render_run_text(digest: RunDigestMessage) -> str:
         f"({_devices(digest.device_count)})"
         + (", after its first message." if digest.follow_up else "."),
         "",
-        f"Run:       {digest.run_id}",
+        f"Run:       {_shown(digest.run_id)}",
     ]
     for number, release in enumerate(digest.releases, 1):
-        lines += ["", f"{number}. {release.subject}", f"   {release.summary}"]
-        for device in release.first_devices:
-            name = f"  {device.device_name}" if device.device_name else ""
-            lines.append(f"     - {device.device_id}{name}")
+        lines += ["", f"{number}. {_shown(release.subject)}", f"   {_shown(release.summary)}"]
+        lines += [f"     - {_device(device)}" for device in release.first_devices]
         if release.device_count > len(release.first_devices):
             lines.append(f"     ... and {release.device_count - len(release.first_devices)} more")
     if any(release.device_count > len(release.first_devices) for release in digest.releases):

@@ -89,8 +89,12 @@ class FakeSlack:
 
 
 @contextmanager
-def serving_fake_slack(path: str) -> Iterator[FakeSlack]:
-    """A :class:`FakeSlack` at ``http://127.0.0.1:<port><path>``, served from its own thread."""
+def serving_fake_slack(path: str, port: int = 0) -> Iterator[FakeSlack]:
+    """A :class:`FakeSlack` at ``http://127.0.0.1:<port><path>``, served from its own thread.
+
+    Any JSON webhook can be played by it (an Apprise ``json://`` URL's, say); ``port`` 0 is
+    a free one.
+    """
     fake = FakeSlack()
     loop = asyncio.new_event_loop()
     app = web.Application()
@@ -102,7 +106,7 @@ def serving_fake_slack(path: str) -> Iterator[FakeSlack]:
     def serve() -> None:
         asyncio.set_event_loop(loop)
         loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port)
         loop.run_until_complete(site.start())
         fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}{path}"
         ready.set()

@@ -65,6 +65,9 @@ ACCESS_ID = "fwwsecaccessid000001"
 SMTP_PASSWORD = "pW9-smtp-Qz4Lm7Rt2Xv8Kc"
 SLACK_TOKEN = "Xy7Kq2Lm9Pv4Rt8Wz3Nb6Hc1"
 SLACK_PATH = f"/services/T0A1B2C3D/B4E5F6G7H/{SLACK_TOKEN}"
+APPRISE_TOKEN = "Ap9Rk4Tz7Lq2Wm8Xc3Vb6Nd1"
+APPRISE_PASSWORD = "aPw-7Hq2Zx9Lm4Rt8Kc"
+APPRISE_PATH = f"/apprise/{APPRISE_TOKEN}"
 PLUG = "secplug00000001"
 
 
@@ -175,6 +178,8 @@ def secrets_with(tokens: Mapping[str, str]) -> dict[str, str]:
         "SMTP_PASSWORD": SMTP_PASSWORD,
         "Slack webhook token": SLACK_TOKEN,
         "Slack webhook path": SLACK_PATH,
+        "Apprise URL token": APPRISE_TOKEN,
+        "Apprise URL password": APPRISE_PASSWORD,
         **tokens,
     }
 
@@ -188,7 +193,10 @@ def free_port() -> int:
 class LogTap(logging.Handler):
     """Every record of every logger, with httpx, httpcore, botocore... all at DEBUG."""
 
-    LOGGERS = ("", "httpx", "httpcore", "fwwatch", "aws_lambda_powertools", "aiohttp", "botocore")
+    LOGGERS = (
+        *("", "httpx", "httpcore", "fwwatch", "aws_lambda_powertools", "aiohttp", "botocore"),
+        *("apprise", "urllib3"),
+    )
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -219,12 +227,14 @@ def tapped_logs() -> Iterator[LogTap]:
     tap = LogTap()
     loggers = [logging.getLogger(name) for name in LogTap.LOGGERS]
     levels = [logger.level for logger in loggers]
-    # The root sees what propagates; loggers that do not propagate get the tap themselves.
+    # The root sees what propagates; loggers that do not propagate get the tap themselves,
+    # as do the loggers above, which may stop propagating later (Apprise's, once imported).
     isolated = [
         logger
         for logger in logging.root.manager.loggerDict.values()
         if isinstance(logger, logging.Logger) and not logger.propagate
     ]
+    isolated += [logger for logger in loggers[1:] if logger not in isolated]
     for logger in [logging.getLogger(), *isolated]:
         logger.addHandler(tap)
     for logger in loggers:
@@ -285,6 +295,7 @@ class LocalScenario:
     jsonl: bytes
     secrets: dict[str, str]
     slack_posts: int
+    apprise_posts: int
     refreshes: int
     log_names: set[str]
 
@@ -299,6 +310,8 @@ def local_scenario(tmp_path_factory: pytest.TempPathFactory) -> LocalScenario:
     with ExitStack() as contexts:
         sim = contexts.enter_context(running_simulator(cloud))
         slack = contexts.enter_context(serving_fake_slack(SLACK_PATH))
+        apprise = contexts.enter_context(serving_fake_slack(APPRISE_PATH))
+        apprise_url = apprise.url.replace("http://", f"json://fwwatch:{APPRISE_PASSWORD}@")
         env = contexts.enter_context(pytest.MonkeyPatch.context())
         tap = TokenTap(sim, env)
         clean_environment(env, work)
@@ -316,6 +329,9 @@ def local_scenario(tmp_path_factory: pytest.TempPathFactory) -> LocalScenario:
             "SMTP_USER": "fwwatch",
             "SMTP_PASSWORD": SMTP_PASSWORD,
             "NOTIFY_EMAIL_TO": "ops@example.com",
+            # One that works, one where nothing listens (its failure is reported).
+            "FWWATCH_APPRISE_URLS": f"{apprise_url} "
+            f"json://fwwatch:{APPRISE_PASSWORD}@127.0.0.1:{free_port()}{APPRISE_PATH}",
             # Few tries: the refused tokens below are retried briefly, not for half a minute.
             "TUYA_RETRY_ATTEMPTS": "3",
             # Devices not checked are checked again at once, not after 30 s and 60 s.
@@ -362,6 +378,7 @@ def local_scenario(tmp_path_factory: pytest.TempPathFactory) -> LocalScenario:
             jsonl=(work / "news.jsonl").read_bytes(),
             secrets=secrets_with(tap.tokens()),
             slack_posts=len(slack.received),
+            apprise_posts=len(apprise.received),
             refreshes=sim.cloud.stats.snapshot()["refreshes"],
             log_names=logs.names(),
         )
@@ -376,11 +393,14 @@ def test_the_local_scenario_really_handles_every_secret(local_scenario: LocalSce
     assert len([name for name in s.secrets if name.startswith("tuya token")]) >= 10
     assert s.refreshes >= 3
     assert s.slack_posts >= 2
+    assert s.apprise_posts >= 2
+    assert "Connection error" in s.out
     assert "email: FAILED: e-mail via 127.0.0.1" in s.out
     assert s.statuses["refused tokens"] == 1  # transient: reported, never fatal
     assert s.statuses["wrong secret run"] == 2
     assert "sign invalid" in s.err
-    assert {"httpx", "httpcore.connection", "fwwatch.tuya"} <= s.log_names
+    assert {"httpx", "httpcore.connection", "fwwatch.tuya", "apprise"} <= s.log_names
+    assert "urllib3.connectionpool" in s.log_names
     assert "/v1.0/token/<redacted>" in s.logs
     assert s.jsonl
     assert s.state_files["state.sqlite3"]

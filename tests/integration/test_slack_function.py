@@ -27,18 +27,19 @@ pytestmark = pytest.mark.integration
 PLUG = "plugprod0001"
 
 
-def fleet() -> Fleet:
+def fleet(names: list[str] | None = None, product_name: str = "Smart plug") -> Fleet:
+    names = names or [f"Plug {i}" for i in range(4)]
     return Fleet(
         devices=[
             FleetDevice(
                 device_id=f"plug{i:03d}",
-                name=f"Plug {i}",
+                name=name,
                 product_id=PLUG,
-                product_name="Smart plug",
+                product_name=product_name,
                 category="cz",
                 channels=[FleetChannel(channel=0, current_version="1.0.0")],
             )
-            for i in range(4)
+            for i, name in enumerate(names)
         ]
     )
 
@@ -54,7 +55,17 @@ def news(
     make_simulator: Callable[..., Any], make_aws_stack: Callable[..., Any], slack: FakeSlack
 ) -> tuple[Pipeline, list[dict[str, Any]]]:
     """A stack whose Slack secret is the fake's URL, and the SNS envelopes of one release."""
-    sim = make_simulator(fleet=fleet())
+    return release_news(make_simulator, make_aws_stack, slack, fleet())
+
+
+def release_news(
+    make_simulator: Callable[..., Any],
+    make_aws_stack: Callable[..., Any],
+    slack: FakeSlack,
+    fleet: Fleet,
+) -> tuple[Pipeline, list[dict[str, Any]]]:
+    """The pipeline over ``fleet``, and the SNS envelopes of one release of its product."""
+    sim = make_simulator(fleet=fleet)
     stack = make_aws_stack(
         parameters={"TuyaEndpoint": sim.url, "DigestDelaySeconds": 0},
         tuya_secret={"access_id": sim.access_id, "access_secret": sim.access_secret},
@@ -141,3 +152,42 @@ def test_5xx_outlasting_the_retries_still_raise_so_that_lambda_invokes_again(
     assert "gave up after 4 attempts" in str(outcomes[0])
     assert outcomes[1] == {"posted": 1, "uncertain": 0}
     assert (len(slack.times), len(slack.received)) == (5, 1)
+
+
+def test_hostile_names_reach_slack_escaped_so_that_they_ping_and_link_nobody(
+    make_simulator: Callable[..., Any], make_aws_stack: Callable[..., Any], slack: FakeSlack
+) -> None:
+    # Given devices and a product named to ping a channel, link away and clear a screen
+    names = ["<!channel>", "<https://evil.example|click>", "\x1b[2JWiped", "a\nBcc: x@y"]
+    pipeline, envelopes = release_news(
+        make_simulator, make_aws_stack, slack, fleet(names, product_name="Plug & Co <!here>")
+    )
+    # When SNS delivers the release's news to the Slack function
+    outcomes = invoked_as_lambda_does(pipeline, envelopes)
+    # Then the one post shows every name literally: escaped once, on one line, no controls
+    assert outcomes == [{"posted": 1, "uncertain": 0}]
+    (post,) = slack.received
+    texts = list(strings_in(post))
+    assert not [text for text in texts if "<" in text or ">" in text]
+    assert not [text for text in texts if "\x1b" in text or "\r" in text]
+    devices = post["blocks"][3]["text"]
+    assert devices["verbatim"] is True
+    assert devices["text"].split("\n") == [
+        "• `plug000` &lt;!channel&gt;",
+        "• `plug001` &lt;https://evil.example|click&gt;",
+        "• `plug002` Wiped",
+        "• `plug003` a Bcc: x@y",
+    ]
+    assert "Plug &amp; Co &lt;!here&gt;" in post["text"]
+
+
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string of a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)

@@ -124,6 +124,8 @@ def test_secret_never_shows_in_repr_or_errors() -> None:
         ({"SLACK_WEBHOOK_URL": f"http://hooks.slack.com/{SECRET}"}, "SLACK_WEBHOOK_URL"),
         ({"FWWATCH_MAX_ATTEMPTS": SECRET}, "FWWATCH_MAX_ATTEMPTS"),
         ({"SMTP_STARTTLS": SECRET}, "SMTP_STARTTLS"),
+        ({"FWWATCH_APPRISE_URLS": f"tgram://{SECRET}"}, "FWWATCH_APPRISE_URLS: URL 1 of 1"),
+        ({"FWWATCH_APPRISE_URLS": f"json://h/x {SECRET}"}, "FWWATCH_APPRISE_URLS: URL 2 of 2"),
     ],
 )
 def test_a_wrong_value_is_named_but_never_repeated(env: dict[str, str], named: str) -> None:
@@ -316,3 +318,28 @@ def test_local_tuya_values_accepted_before_still_are(extra: dict[str, str]) -> N
     TuyaSettings.load(
         {"TUYA_ACCESS_ID": "abcd1234", "TUYA_ACCESS_SECRET": SECRET, "TUYA_REGION": "eu", **extra}
     )
+
+
+def test_apprise_urls_are_split_at_spaces_and_commas_but_not_inside_a_url() -> None:
+    settings = LocalSettings.load(
+        {
+            "FWWATCH_APPRISE_URLS": "json://127.0.0.1/a, form://127.0.0.1/b\n"
+            "mailtos://user:pass@example.com?to=a@example.com,b@example.com json://127.0.0.1/a,"
+        }
+    )
+    assert [url.get_secret_value() for url in settings.apprise_urls] == [
+        "json://127.0.0.1/a",
+        "form://127.0.0.1/b",
+        "mailtos://user:pass@example.com?to=a@example.com,b@example.com",
+    ]
+    assert SECRET not in repr(settings)
+
+
+def test_each_apprise_url_is_a_notifier_named_by_scheme_and_hash_never_by_its_secret() -> None:
+    urls = f"json://127.0.0.1/{SECRET} ntfy://{SECRET}"
+    names = [n.name for n in LocalSettings.load({"FWWATCH_APPRISE_URLS": urls}).notifiers()]
+    again = [n.name for n in LocalSettings.load({"FWWATCH_APPRISE_URLS": urls}).notifiers()]
+    assert names == again
+    assert [name.rsplit(":", 1)[0] for name in names] == ["console", "apprise:json", "apprise:ntfy"]
+    assert len(set(names)) == 3
+    assert not [name for name in names if SECRET in name]

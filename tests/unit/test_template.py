@@ -14,7 +14,10 @@ schedule's and destination's sqs:SendMessage that SAM scopes to the queue given.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -801,6 +804,24 @@ def test_the_layer_requirements_hold_only_runtime_dependencies_with_lower_bounds
     }
     assert all(">=" in line for line in requirements)
     assert any(line.startswith("aws-lambda-powertools[tracer]") for line in requirements)
+
+
+def test_the_slack_function_imports_its_notifiers_without_what_only_the_cli_needs() -> None:
+    # Given an interpreter where the CLI's own dependencies (Apprise among them) are absent,
+    # as in the layer
+    blocked = "apprise", "aiohttp", "yaml"
+    script = (
+        "import sys\n"
+        f"sys.modules.update(dict.fromkeys({blocked!r}))\n"
+        "import fwwatch.aws.slack\n"
+        "from fwwatch.notify import SlackNotifier\n"
+    )
+    # When the Slack function's service and notifiers are imported / Then that works
+    env = {**os.environ, "PYTHONPATH": str(REPO / "shared")}
+    completed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stderr
 
 
 def test_the_layer_is_built_for_the_functions_runtime_and_architecture(template: Template) -> None:

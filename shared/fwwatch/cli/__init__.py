@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..local.lock import StateLockError
+from ..safe_text import strip_controls
 from ..tuya import ConfigError, InvalidDeviceIdError, TuyaError, TuyaFatalError
 from . import check, ignore, local, simulate, status
 from .common import ENVIRONMENT_HELP, EXIT_DEVICES_FAILED, EXIT_USAGE, Command, UsageError
@@ -57,34 +58,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args, sys.stdout)
     except (UsageError, ConfigError, InvalidDeviceIdError) as exc:
-        print(f"fwwatch: {exc}", file=sys.stderr)
+        _complain(exc)
         return EXIT_USAGE
     except TuyaFatalError as exc:
-        print(f"fwwatch: stopped: {exc}", file=sys.stderr)
+        _complain(f"stopped: {exc}")
         return EXIT_USAGE
     except StateLockError as exc:
         # Another run or watch cycle on the same state (or a lock that cannot work there).
-        print(f"fwwatch: {exc}", file=sys.stderr)
+        _complain(exc)
         return EXIT_USAGE
     except TuyaError as exc:
         # Transient trouble that outlasted the retries, where no per-device report exists
         # (``fwwatch devices``): the cause in one line.
-        print(f"fwwatch: {exc}", file=sys.stderr)
+        _complain(exc)
         return EXIT_DEVICES_FAILED
     except sqlite3.Error as exc:
-        print(
-            f"fwwatch: the state file cannot be used ({exc}); check FWWATCH_STATE or --state, "
-            "and that no other process holds it locked",
-            file=sys.stderr,
+        _complain(
+            f"the state file cannot be used ({exc}); check FWWATCH_STATE or --state, "
+            "and that no other process holds it locked"
         )
         return EXIT_USAGE
     except OSError as exc:
         # A state file that cannot be written, a CA bundle (SSL_CERT_FILE) that is missing...
-        print(f"fwwatch: {_describe_os_error(exc)}", file=sys.stderr)
+        _complain(_describe_os_error(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("fwwatch: interrupted", file=sys.stderr)
         return 130
+
+
+def _complain(problem: object) -> None:
+    # A Tuya error's message is the cloud's text: one line, no control characters.
+    print(f"fwwatch: {strip_controls(str(problem))}", file=sys.stderr)
 
 
 def _describe_os_error(exc: OSError) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from dotenv import dotenv_values
 
+from ..safe_text import strip_controls
 from ..tuya import TuyaSettings, environment_help
 
 if TYPE_CHECKING:
@@ -135,7 +136,12 @@ def open_rate_memory(path: Path) -> SqliteStore | None:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns, two spaces apart, no trailing blanks."""
+    """Left-aligned columns, two spaces apart, no trailing blanks.
+
+    Cells hold what Tuya said (names, versions, messages): each is shown on one line,
+    without control characters or escape sequences.
+    """
+    rows = [[strip_controls(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return "".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

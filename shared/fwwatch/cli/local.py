@@ -22,6 +22,7 @@ from ..local.home_assistant import HomeAssistantPublisher
 from ..local.lock import holding_state
 from ..local.runner import RunReport, run_cycle
 from ..local.store_sqlite import SqliteStore
+from ..safe_text import strip_controls
 from ..tuya import (
     InvalidDeviceIdError,
     TuyaFatalError,
@@ -281,28 +282,31 @@ def _print_report(report: RunReport, as_json: bool, out: TextIO) -> None:
         json.dump(report.as_dict(), out, indent=2)
         out.write("\n")
         return
+    lines = []
     if report.listing_error is not None:
-        out.write(f"  device listing failed: {report.listing_error}\n")
+        lines.append(f"  device listing failed: {report.listing_error}")
     for result in report.failed:
         error = result.error
         code = f"[{error.code}] " if error and error.code is not None else ""
         label = "device error" if result.answered else "not checked"
-        out.write(f"  {label}: {result.device_id}: {code}{error.msg if error else ''}\n")
+        lines.append(f"  {label}: {result.device_id}: {code}{error.msg if error else ''}")
     published = report.home_assistant
     if published is not None and published.error is not None:
-        out.write(
+        lines.append(
             f"  home assistant: {published.pending} MQTT messages not published, kept for the "
-            f"next cycle ({published.error})\n"
+            f"next cycle ({published.error})"
         )
     for name, outcome in report.notifications.items():
         if outcome.failed:
-            out.write(f"  {name}: {outcome.failed} messages not delivered ({outcome.error})\n")
+            lines.append(f"  {name}: {outcome.failed} messages not delivered ({outcome.error})")
         if outcome.uncertain:
-            out.write(
+            lines.append(
                 f"  {name}: {outcome.uncertain} messages may not have arrived, not sent again "
-                f"({outcome.error})\n"
+                f"({outcome.error})"
             )
-    out.write(report.summary_line() + "\n")
+    lines.append(report.summary_line())
+    # Errors carry what Tuya or a notifier's server answered: one line each, no controls.
+    out.write("".join(strip_controls(line) + "\n" for line in lines))
     out.flush()
 
 
@@ -366,7 +370,7 @@ async def watch_command(args: argparse.Namespace, out: TextIO) -> int:
 def _log_failed_cycle(exc: Exception, delay: float, out: TextIO) -> None:
     """One line: what went wrong and when the next cycle runs (the traceback with -vv)."""
     at = datetime.fromtimestamp(time.time() + delay).strftime("%H:%M:%S")
-    cause = str(exc) or type(exc).__name__
+    cause = strip_controls(str(exc)) or type(exc).__name__
     out.write(f"fwwatch watch: the cycle failed ({cause}); the next one runs at {at}\n")
     out.flush()
     logger.debug("the failed cycle", exc_info=exc)

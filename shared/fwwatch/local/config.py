@@ -4,7 +4,7 @@
 file in the working directory; its fields' descriptions are the CLI's help. Slack and e-mail
 take the variables those tools use elsewhere (``SLACK_WEBHOOK_URL``, ``SMTP_*``,
 ``NOTIFY_EMAIL_*``); fwwatch's own have the prefix ``FWWATCH_``, Home Assistant's MQTT broker
-(``FWWATCH_MQTT_*``) among them.
+(``FWWATCH_MQTT_*``) and the Apprise URLs (``FWWATCH_APPRISE_URLS``) among them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from ..events import EventType
 from ..homeassistant import DEFAULT_DISCOVERY_PREFIX, validate_discovery_prefix
 from ..notify import (
+    AppriseNotifier,
     ConsoleNotifier,
     EmailNotifier,
     JsonLinesNotifier,
@@ -24,6 +25,7 @@ from ..notify import (
     SlackNotifier,
     SmtpSettings,
 )
+from ..notify.apprise import apprise_url_problem, split_apprise_urls
 from ..notify.slack import validate_webhook_url
 from ..tuya.config import CheckAttempts, RecheckDelaySeconds
 from ..tuya.settings import HELP_DEFAULT, EnvSettings, env_prefix, is_loopback_host
@@ -100,8 +102,14 @@ class LocalSettings(StateSettings):
     jsonl: Path | None = Field(default=None, description="append news to a JSON-lines file")
     digest_per_run: bool = Field(
         default=False,
-        description="e-mail gets one message per run listing every release, instead of one "
-        "per release (Slack, the console and the JSON-lines file keep one per release)",
+        description="e-mail and the Apprise URLs get one message per run listing every "
+        "release, instead of one per release (Slack, the console and the JSON-lines file "
+        "keep one per release)",
+    )
+    apprise_urls: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="send news through Apprise to each of these URLs (json://, ntfy://, "
+        "tgram://, discord://...), separated by spaces or commas",
     )
     mqtt_url: SecretStr | None = Field(
         default=None,
@@ -152,6 +160,21 @@ class LocalSettings(StateSettings):
         if not events:
             raise ValueError("no event named; leave it unset for all of them")
         return events
+
+    @field_validator("apprise_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        return split_apprise_urls(value) if isinstance(value, str) else value
+
+    @field_validator("apprise_urls")
+    @classmethod
+    def _check_urls(cls, urls: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        # By position only: a URL holds its service's token.
+        for position, url in enumerate(urls, 1):
+            problem = apprise_url_problem(url.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"URL {position} of {len(urls)} {problem}")
+        return urls
 
     @field_validator("slack_webhook_url")
     @classmethod
@@ -247,4 +270,5 @@ class LocalSettings(StateSettings):
             notifiers.append(EmailNotifier(self.smtp))
         if self.jsonl is not None:
             notifiers.append(JsonLinesNotifier(self.jsonl))
+        notifiers.extend(AppriseNotifier(url.get_secret_value()) for url in self.apprise_urls)
         return notifiers

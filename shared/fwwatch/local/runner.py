@@ -259,7 +259,8 @@ async def run_cycle(
 
     Devices that fail transiently are checked again, ``retry`` deciding how often and after
     how long (the checker Lambda follows the same policy through its queue). With
-    ``digest_per_run``, e-mail tells the run's news in one message (see :func:`deliver_pending`).
+    ``digest_per_run``, e-mail and Apprise tell the run's news in one message (see
+    :func:`deliver_pending`).
     After the notifiers, ``home_assistant`` publishes the state as it now stands. The
     notifiers get the news of the ``notify_events`` types only (every type by default); the
     report and the state keep all of it.
@@ -422,7 +423,7 @@ async def deliver_pending(
     """Send every notifier's pending news, grouped; notifiers run side by side.
 
     With ``digest_per_run``, a notifier that can (:class:`~fwwatch.notify.RunDigestNotifier`,
-    e-mail) sends all of it as one message naming ``run_id``, instead of one per release.
+    e-mail, Apprise) sends all of it as one message naming ``run_id``, instead of one per release.
     """
     outcomes = await asyncio.gather(
         *(_deliver(store, notifier, run_id, digest_per_run) for notifier in notifiers)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from ..events import EventGroup
 from ..messages import RunDigestMessage
 from ..render import TEST_SUBJECT, render_run_subject, render_run_text, render_subject, render_text
+from ..safe_text import strip_controls
 from .base import NotifyError
 
 __all__ = ["EmailNotifier", "SmtpSettings"]
@@ -60,12 +61,14 @@ class EmailNotifier:
 
     def _send(self, subject: str, body: str) -> None:
         message = EmailMessage()
-        message["Subject"] = subject
+        # One line, no controls: a name holding "\nBcc: x@y" adds no header, and a mail
+        # reader on a terminal is not steered by escape sequences.
+        message["Subject"] = strip_controls(subject)
         message["From"] = self.settings.sender
         message["To"] = ", ".join(self.settings.recipients)
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = make_msgid(domain="fwwatch")
-        message.set_content(body)
+        message.set_content(strip_controls(body, keep_newlines=True))
         try:
             self._deliver(message, self.settings.recipients)
         except (smtplib.SMTPException, OSError) as exc:

@@ -23,6 +23,7 @@ import httpx
 
 from ..events import EventGroup
 from ..render import TEST_SUBJECT, render_slack
+from ..safe_text import strip_controls
 from ..tuya import is_loopback_host
 from .base import DeliveryUncertainError, NotifyError
 
@@ -143,7 +144,8 @@ class SlackNotifier:
                 else:
                     if response.status_code == 200:
                         return
-                    problem = f"Slack answered HTTP {response.status_code}: {response.text[:100]}"
+                    answer = strip_controls(response.text[:100])
+                    problem = f"Slack answered HTTP {response.status_code}: {answer}"
                     if response.status_code == 429:
                         wait = _retry_after(response, default=1.0)
                         if wait > self._max_wait_s:

@@ -1,0 +1,58 @@
+"""Text from outside (Tuya's names, versions and messages) made harmless where it is shown.
+
+Anyone who can name a device or a product in Tuya's app writes part of fwwatch's messages,
+and each place they are shown obeys its own markup:
+
+- a terminal obeys control characters and escape sequences (``\\x1b[2J`` clears the screen,
+  ``\\r`` moves the cursor back over a line), and an e-mail header ends at a line break
+  (``a\\nBcc: x@y`` would add a recipient): :func:`strip_controls`;
+- Slack reads ``&``, ``<`` and ``>`` as markup (``<!channel>`` notifies everyone,
+  ``<https://evil|click>`` is a link): :func:`slack_escape`.
+
+The core's text stays plain: what Tuya said, without its control characters. Each renderer
+escapes for its own medium, once, at the edge.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["slack_escape", "strip_controls"]
+
+# ECMA-48 sequences, in their 7-bit (ESC ...) and 8-bit (C1) forms: whole, so that no
+# parameter bytes are left behind. An unterminated string sequence is not matched whole;
+# its ESC goes with the other control characters below, and what follows is plain text.
+_ESCAPE_SEQUENCE = re.compile(
+    r"""
+      (?:\x1b\[|\x9b) [0-?]* [ -/]* [@-~]                   # CSI: cursor, erase, colours
+    | (?:\x1b[\]PX^_]|[\x90\x98\x9d-\x9f]) [^\x07\x1b\x9c]*  # OSC (titles, hyperlinks,
+      (?:\x07|\x1b\\|\x9c)                                  # clipboard), DCS, SOS, PM, APC
+    | \x1b [ -/]* [0-~]                                     # the rest: ESC c resets a terminal
+    """,
+    re.VERBOSE,
+)
+# Every way to break a line, for a terminal, a mail reader or a browser.
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+# C0 controls but the newline, DEL and C1 controls; line breaks and tabs are replaced first.
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_controls(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` without escape sequences or control characters: safe on a terminal or in a header.
+
+    A line break (``\\r\\n``, ``\\r``, ``\\v``, ``\\u2028``...) becomes ``\\n`` when
+    ``keep_newlines`` (a message's body), else a space (a name, a subject), as does a tab;
+    every other control character (C0, DEL, C1) is removed.
+    """
+    text = _ESCAPE_SEQUENCE.sub("", text)
+    text = _LINE_BREAK.sub("\n" if keep_newlines else " ", text).replace("\t", " ")
+    return _CONTROL.sub("", text)
+
+
+def slack_escape(text: str) -> str:
+    """``text`` as Slack shows it literally: ``&``, ``<`` and ``>`` as entities.
+
+    For every text object (``mrkdwn`` and ``plain_text``) and the message's ``text``: no
+    mention, channel or link can come out of it. Apply it once, to plain text.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
