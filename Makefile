@@ -57,8 +57,12 @@ fmt: venv ## Format and auto-fix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Four workers on any machine: the tests mostly wait on servers of their own on loopback.
+# A module's scenario that is built once (xdist_group) stays on one worker.
+TEST_WORKERS ?= 4
+
 test: debs lint check ## Lint, check the template, then the whole test suite
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 unit: venv ## Unit tests only (no network)
 	$(BIN)/pytest tests/unit

@@ -24,7 +24,9 @@ from fwwatch import __version__
 from fwwatch.simulator import RunningSimulator
 from tests.integration.conftest import MakeSimulator, point_cli_at
 
-pytestmark = pytest.mark.integration
+#: The module-scoped scenarios below run once: the suite's workers (pytest -n) keep this
+#: module's tests on one of them.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("the built package")]
 
 REPO = Path(__file__).resolve().parents[2]
 #: What an sdist made in a working checkout must not sweep in.

@@ -57,7 +57,9 @@ from tests.aws.provision import provision_stack
 from tests.integration.fakes import serving_fake_slack
 from tests.integration.pipeline_harness import Pipeline
 
-pytestmark = pytest.mark.integration
+#: The module-scoped scenarios below run once: the suite's workers (pytest -n) keep this
+#: module's tests on one of them.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("secrets scenarios")]
 
 SECRET = "k3Jd9Qx2LmP8vR4tYw6Zb1Nc7Hf5Gs0A"
 WRONG_SECRET = "Vb7Rt2Lq9Xw4Mz8Kp3Nd6Hs1Gf5Jc0Y"
