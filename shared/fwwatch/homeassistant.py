@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
+from .ignored import IgnoredVersions
 from .state import ChannelState
 from .tuya import InvalidDeviceIdError, validate_device_id
 
@@ -112,11 +113,12 @@ def discovery_config(state: ChannelState, prefix: str) -> dict[str, Any]:
     }
 
 
-def update_state(state: ChannelState) -> dict[str, Any]:
+def update_state(state: ChannelState, *, ignored: bool = False) -> dict[str, Any]:
     """The entity's JSON state: installed and latest version, title, summary, progress.
 
     The latest version is the one on offer, else the installed one: Home Assistant shows an
-    update when the two differ.
+    update when the two differ. An offer ``ignored`` by ``fwwatch ignore`` stays the latest
+    version (Home Assistant's own skip is the user's to set there); its summary says so.
     """
     installed = state.current_version
     offered = state.offered_version
@@ -126,12 +128,14 @@ def update_state(state: ChannelState) -> dict[str, Any]:
         "installed_version": installed,
         "latest_version": latest,
         "title": f"{product}{_channel_label(state)} firmware",
-        "release_summary": _summary(state, offered)[:MAX_RELEASE_SUMMARY],
+        "release_summary": _summary(state, offered, ignored=ignored)[:MAX_RELEASE_SUMMARY],
         "in_progress": state.update_running,
     }
 
 
-def entity_messages(state: ChannelState, prefix: str) -> tuple[Retained, Retained]:
+def entity_messages(
+    state: ChannelState, prefix: str, *, ignored: bool = False
+) -> tuple[Retained, Retained]:
     """The retained config and state of one device channel (raises for an unsafe ID)."""
     device_id = validate_device_id(state.device_id)
     return (
@@ -140,7 +144,11 @@ def entity_messages(state: ChannelState, prefix: str) -> tuple[Retained, Retaine
             device_id,
             _encode(discovery_config(state, prefix)),
         ),
-        Retained(state_topic(device_id, state.channel), device_id, _encode(update_state(state))),
+        Retained(
+            state_topic(device_id, state.channel),
+            device_id,
+            _encode(update_state(state, ignored=ignored)),
+        ),
     )
 
 
@@ -150,6 +158,7 @@ def retained_changes(
     prefix: str,
     published: Mapping[str, Retained],
     project: Set[str] | None,
+    ignored: IgnoredVersions | None = None,
 ) -> list[Retained]:
     """What to publish so the broker holds what ``states`` say: new or changed payloads,
     and clears for topics whose device left; configs first, so an entity exists before its
@@ -158,7 +167,8 @@ def retained_changes(
     ``published`` is what the broker was last given, by topic (clears included).
     ``project`` is the project's devices when a run listed them all: a device outside it has
     its topics cleared. Without it (``--devices``, a failed listing) nothing is cleared, and
-    a device cleared earlier stays cleared until a listing shows it again.
+    a device cleared earlier stays cleared until a listing shows it again. An offer that
+    ``ignored`` covers is published with a summary that says so.
     """
     channels = [state for state in states if state.channel >= 0]
     if project is None:
@@ -168,7 +178,10 @@ def retained_changes(
         if state.device_id not in project:
             continue
         try:
-            messages = entity_messages(state, prefix)
+            skipped = ignored is not None and ignored.covers_offer(
+                state.product_id, state.channel, state.offered_version
+            )
+            messages = entity_messages(state, prefix, ignored=skipped)
         except InvalidDeviceIdError as exc:
             logger.warning("not published to Home Assistant: %s", exc)
             continue
@@ -200,8 +213,14 @@ def _channel_label(state: ChannelState) -> str:
     return state.channel_name or f"Channel {state.channel}"
 
 
-def _summary(state: ChannelState, offered: str | None) -> str:
+def _summary(state: ChannelState, offered: str | None, *, ignored: bool = False) -> str:
     installed = state.current_version or "an unknown version"
+    if offered and ignored and not (state.update_running or state.update_failed):
+        return (
+            f"Firmware {offered} is on offer in the Tuya cloud; {installed} is installed. "
+            f"fwwatch ignores {offered} for this product (fwwatch ignore --list): it sends "
+            "no news of it; skip it here too, or remove the ignore to hear of it."
+        )
     if offered and state.update_running:
         return (
             f"Firmware {offered} is being installed ({state.status_name}); {installed} until then."

@@ -154,6 +154,36 @@ def test_a_release_in_the_simulator_changes_the_state_of_the_devices_offered_it(
     assert late[f"fwwatch/{PLUGS[0]}/0/state"].json()["latest_version"] == "1.2.1"
 
 
+def test_an_ignored_offer_stays_the_latest_version_with_a_summary_that_says_it_is_ignored(
+    fleet_env: RunningSimulator,
+    mosquitto: Mosquitto,
+    subscribe: Subscribe,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a first run published, and the plugs' 1.2.1 ignored before it is offered
+    run(capsys)
+    assert main(["ignore", PLUG_PRODUCT, "1.2.1"]) == 0
+    capsys.readouterr()
+    home_assistant = subscribe(mosquitto)
+    home_assistant.sync()
+    # When the simulator offers it, and the next run sees it
+    fleet_env.cloud.publish_release(PLUG_PRODUCT, 0, "1.2.1")
+    run(capsys)
+    # Then Home Assistant still learns of the offer (its own skip is the user's), and the
+    # summary says fwwatch ignores it
+    states = [m.json() for m in home_assistant.sync()]
+    assert len(states) == len(PLUGS)
+    assert {state["latest_version"] for state in states} == {"1.2.1"}
+    assert all("fwwatch ignores 1.2.1" in state["release_summary"] for state in states)
+    # And removing the ignore changes the summary back
+    assert main(["ignore", "--remove", PLUG_PRODUCT, "1.2.1"]) == 0
+    capsys.readouterr()
+    run(capsys)
+    states = [m.json() for m in home_assistant.sync()]
+    assert len(states) == len(PLUGS)
+    assert not any("ignores" in state["release_summary"] for state in states)
+
+
 def test_an_unchanged_run_publishes_nothing(
     fleet_env: RunningSimulator,
     mosquitto: Mosquitto,

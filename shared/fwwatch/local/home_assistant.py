@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ..homeassistant import Retained, retained_changes
+from ..ignored import IgnoredVersions
 from ..state import ChannelState, utcnow
 from .mqtt import (
     MAX_IN_FLIGHT,
@@ -44,6 +45,10 @@ class RetainedStore(Protocol):
 
     def retained(self, broker: str) -> dict[str, Retained]:
         """What ``broker`` was last given, by topic."""
+        ...
+
+    def ignored_versions(self) -> IgnoredVersions:
+        """The versions ``fwwatch ignore`` skips."""
         ...
 
     def record_retained(self, broker: str, messages: Sequence[Retained], now: datetime) -> None:
@@ -75,6 +80,7 @@ class HomeAssistantPublisher:
             prefix=self.prefix,
             published=self.store.retained(self.broker.address),
             project=project,
+            ignored=self.store.ignored_versions(),
         )
         if not changes:
             return outcome
