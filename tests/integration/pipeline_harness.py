@@ -238,6 +238,17 @@ class Pipeline:
             ]
         }
 
+    def take_messages(self, url: str) -> list[str]:
+        """Every visible message of a queue, received and deleted: their bodies (to send
+        them again, as SQS's redeliveries would)."""
+        sqs = self.stack.client("sqs")
+        bodies: list[str] = []
+        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in got:
+                bodies.append(message["Body"])
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
     def send_raw(self, body: str) -> None:
         self.stack.client("sqs").send_message(QueueUrl=self.check_queue, MessageBody=body)
 

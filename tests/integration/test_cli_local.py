@@ -15,28 +15,17 @@ from typing import Any
 import pytest
 
 from fwwatch.cli import main
-from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
+from fwwatch.simulator import Fleet
 from tests.integration.conftest import point_cli_at
+from tests.integration.fleets import LAMP_PRODUCT, lamps
 
 pytestmark = pytest.mark.integration
 
-PRODUCT = "lampprod0001"
+PRODUCT = LAMP_PRODUCT
 
 
 def fleet() -> Fleet:
-    return Fleet(
-        devices=[
-            FleetDevice(
-                device_id=f"lamp{i:02d}",
-                name=f"Lamp {i}",
-                product_id=PRODUCT,
-                product_name="Smart lamp",
-                category="dj",
-                channels=[FleetChannel(channel=0, current_version="3.0.0")],
-            )
-            for i in range(5)
-        ]
-    )
+    return lamps(5)
 
 
 @pytest.fixture

@@ -22,9 +22,10 @@ from typing import IO, Any
 import pytest
 
 from fwwatch.cli import main
-from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
+from fwwatch.simulator import Fleet
 from tests.integration.conftest import point_cli_at
 from tests.integration.fakes import FakeSlack, serving_fake_slack
+from tests.integration.fleets import products
 
 pytestmark = pytest.mark.integration
 
@@ -34,20 +35,7 @@ WAITING = "INFO fwwatch.local: the state file is in use by "
 
 
 def fleet() -> Fleet:
-    return Fleet(
-        devices=[
-            FleetDevice(
-                device_id=f"dev{p}{i}",
-                name=f"{name} {i}",
-                product_id=product,
-                product_name=name,
-                category="cz",
-                channels=[FleetChannel(channel=0, current_version="1.0.0")],
-            )
-            for p, (product, name) in enumerate(PRODUCTS.items())
-            for i in range(2)
-        ]
-    )
+    return products(PRODUCTS, 2)
 
 
 @pytest.fixture

@@ -36,11 +36,12 @@ from fwwatch.cycle import DeviceRetryPolicy
 from fwwatch.local.runner import run_cycle
 from fwwatch.local.store_sqlite import SqliteStore
 from fwwatch.notify import JsonLinesNotifier, NotifyError, SlackNotifier
-from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
+from fwwatch.simulator import Fleet
 from fwwatch.tuya import RetryPolicy, TuyaClient, TuyaSettings
 from tests.aws.template import load_template
 from tests.integration.conftest import point_cli_at
 from tests.integration.fakes import FakeSlack, failing_calls, serving_fake_slack
+from tests.integration.fleets import products
 from tests.integration.pipeline_harness import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -55,20 +56,7 @@ Received = dict[str, list[int]]
 
 
 def fleet() -> Fleet:
-    return Fleet(
-        devices=[
-            FleetDevice(
-                device_id=f"dev{p}x{i}",
-                name=f"{name} {i}",
-                product_id=product,
-                product_name=name,
-                category="cz",
-                channels=[FleetChannel(channel=0, current_version="1.0.0")],
-            )
-            for p, (product, name) in enumerate(PRODUCTS.items())
-            for i in range(3)
-        ]
-    )
+    return products(PRODUCTS, 3)
 
 
 def per_product(texts: Sequence[str]) -> list[int]:
@@ -330,16 +318,7 @@ def work_redone_on_aws(world: AwsWorld, _: pytest.MonkeyPatch) -> None:
     # Every check message delivered twice, and every stream batch given to the differ twice
     pipeline = world.pipeline
     pipeline.schedule()
-    sqs = pipeline.stack.client("sqs")
-    bodies = []
-    while got := sqs.receive_message(QueueUrl=pipeline.check_queue, MaxNumberOfMessages=10).get(
-        "Messages", []
-    ):
-        for message in got:
-            bodies.append(message["Body"])
-            sqs.delete_message(
-                QueueUrl=pipeline.check_queue, ReceiptHandle=message["ReceiptHandle"]
-            )
+    bodies = pipeline.take_messages(pipeline.check_queue)
     for body in bodies + bodies:
         pipeline.send_raw(body)
     pipeline.run_checkers()

@@ -13,30 +13,19 @@ from fwwatch.cli import main
 from fwwatch.events import EventType
 from fwwatch.local.runner import run_cycle
 from fwwatch.local.store_sqlite import SqliteStore
-from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
+from fwwatch.simulator import Fleet
 from fwwatch.tuya import RetryPolicy, TuyaClient, TuyaSettings
 from tests.integration.conftest import point_cli_at
 from tests.integration.fakes import RecordingNotifier
+from tests.integration.fleets import LAMP_PRODUCT, lamps
 
 pytestmark = pytest.mark.integration
 
-PRODUCT = "lampprod0001"
+PRODUCT = LAMP_PRODUCT
 
 
 def fleet() -> Fleet:
-    return Fleet(
-        devices=[
-            FleetDevice(
-                device_id=f"lamp{i:02d}",
-                name=f"Lamp {i}",
-                product_id=PRODUCT,
-                product_name="Smart lamp",
-                category="dj",
-                channels=[FleetChannel(channel=0, current_version="3.0.0")],
-            )
-            for i in range(4)
-        ]
-    )
+    return lamps(4)
 
 
 def jsonl_types(path: Path) -> list[str]:

@@ -502,16 +502,7 @@ def test_aws_mode_with_duplicated_deliveries(aws: tuple[Any, Pipeline]) -> None:
     sim.cloud.publish_release(PLUG, 0, "1.1.0")
     pipeline.schedule()
     # Every message delivered twice (SQS is at-least-once)
-    sqs = pipeline.stack.client("sqs")
-    bodies = []
-    while got := sqs.receive_message(QueueUrl=pipeline.check_queue, MaxNumberOfMessages=10).get(
-        "Messages", []
-    ):
-        for message in got:
-            bodies.append(message["Body"])
-            sqs.delete_message(
-                QueueUrl=pipeline.check_queue, ReceiptHandle=message["ReceiptHandle"]
-            )
+    bodies = pipeline.take_messages(pipeline.check_queue)
     for body in bodies + bodies:
         pipeline.send_raw(body)
     pipeline.run_checkers()

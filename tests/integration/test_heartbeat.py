@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from fwwatch.cli import main
-from fwwatch.simulator import Fleet, FleetChannel, FleetDevice
+from fwwatch.simulator import Fleet
 from tests.integration.conftest import point_cli_at
 from tests.integration.fakes import HeartbeatMonitor, serving_heartbeat_monitor
+from tests.integration.fleets import lamps
 
 pytestmark = pytest.mark.integration
 
@@ -26,19 +27,7 @@ KEY = "5f0c2f9e-8a1b-4c3d-9e7f-0a1b2c3d4e5f"
 
 
 def fleet() -> Fleet:
-    return Fleet(
-        devices=[
-            FleetDevice(
-                device_id=f"lamp{i:02d}",
-                name=f"Lamp {i}",
-                product_id="lampprod0001",
-                product_name="Smart lamp",
-                category="dj",
-                channels=[FleetChannel(channel=0, current_version="3.0.0")],
-            )
-            for i in range(4)
-        ]
-    )
+    return lamps(4)
 
 
 @pytest.fixture
