@@ -9,7 +9,10 @@ and each place they are shown obeys its own markup:
   bidirectional controls reorder it (after ``\\u202e``, what fwwatch wrote beside a name, a
   version or a device count, reads right to left): :func:`strip_controls`;
 - Slack reads ``&``, ``<`` and ``>`` as markup (``<!channel>`` notifies everyone,
-  ``<https://evil|click>`` is a link): :func:`slack_escape`.
+  ``<https://evil|click>`` is a link): :func:`slack_escape`;
+- the chat services behind Apprise read mentions and Markdown links in plain text
+  (``@everyone`` on Discord, ``@channel`` on Mattermost, ``@room`` on Matrix,
+  ``[Update now](https://evil)``): :func:`defuse_mentions`.
 
 The core's text stays plain: what Tuya said, without its control characters. Each renderer
 escapes for its own medium, once, at the edge.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["slack_escape", "strip_controls"]
+__all__ = ["defuse_mentions", "slack_escape", "strip_controls"]
 
 # ECMA-48 sequences, in their 7-bit (ESC ...) and 8-bit (C1) forms: whole, so that no
 # parameter bytes are left behind. An unterminated string sequence is not matched whole;
@@ -33,6 +36,10 @@ _ESCAPE_SEQUENCE = re.compile(
     """,
     re.VERBOSE,
 )
+# An @ that starts a mention (@everyone, <@123>, <@&role>, @**all**), and a masked link's "](".
+_MENTION_OR_LINK = re.compile(r"(@)(?=[\w*&!])|(\])(?=\()")
+# Invisible, and no mention or link is read across it (Discord's own advice for @everyone).
+_ZERO_WIDTH_SPACE = "\u200b"
 # Every way to break a line, for a terminal, a mail reader or a browser.
 _LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 # C0 controls but the newline, DEL and C1 controls; line breaks and tabs are replaced first.
@@ -62,3 +69,14 @@ def slack_escape(text: str) -> str:
     mention, channel or link can come out of it. Apply it once, to plain text.
     """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def defuse_mentions(text: str) -> str:
+    """``text`` as chat services show it without notifying or linking: a zero-width space
+    after each ``@`` that would start a mention, and inside each Markdown ``](``.
+
+    For the services Apprise posts to, which take plain text as Markdown or as their own
+    markup (Discord, Mattermost, Rocket.Chat, Matrix, Zulip): ``@everyone`` and
+    ``[click](https://evil)`` are shown, and are neither a mention nor a link.
+    """
+    return _MENTION_OR_LINK.sub(lambda match: match.group() + _ZERO_WIDTH_SPACE, text)
