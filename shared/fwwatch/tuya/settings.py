@@ -203,8 +203,7 @@ def read_secret_file(path: str, variable: str) -> str:
     Raises :class:`ConfigError` naming the variable and the path, never the content.
     """
     try:
-        with open(path, "rb") as file:
-            raw = file.read(MAX_SECRET_FILE_BYTES + 1)
+        raw = _read_at_most(path, MAX_SECRET_FILE_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(
@@ -223,6 +222,28 @@ def read_secret_file(path: str, variable: str) -> str:
     if not text.strip():
         raise ConfigError(f"{variable}: {path} is empty; it should hold the secret")
     return text
+
+
+def _read_at_most(path: str, size: int) -> bytes:
+    """Up to ``size`` bytes of the file at ``path``, without waiting for a writer to a FIFO.
+
+    A plain open() of a named pipe waits, forever, until some process opens it to write: a
+    FIFO named by mistake would hang fwwatch before it says a word. Opened without waiting,
+    a FIFO that no one writes to reads empty (and is refused as such), while a pipe that has
+    a writer, as with ``SMTP_PASSWORD_FILE=<(pass show smtp)``, is read whole, blocking.
+    """
+    no_wait = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFO to wait for
+    descriptor = os.open(path, os.O_RDONLY | no_wait)
+    try:
+        if no_wait:
+            os.set_blocking(descriptor, True)
+        chunks: list[bytes] = []
+        while size > 0 and (chunk := os.read(descriptor, size)):
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def is_loopback_host(host: str) -> bool:
