@@ -53,6 +53,16 @@ def test_only_trailing_newlines_are_stripped(tmp_path: Path) -> None:
     assert vault.token.get_secret_value() == " two\nlines "
 
 
+def test_a_byte_order_mark_is_no_part_of_the_secret(tmp_path: Path) -> None:
+    # Given the secret saved by an editor that starts UTF-8 files with a BOM (Notepad's
+    # "UTF-8 with BOM"), with Windows line ends
+    path = tmp_path / "secret"
+    path.write_bytes(b"\xef\xbb\xbf" + SECRET.encode() + b"\r\n")
+    # Then the secret is the text alone: a BOM would make a signature or a password wrong
+    vault = Vault.load({"VAULT_TOKEN_FILE": str(path)})
+    assert vault.token.get_secret_value() == SECRET
+
+
 def test_an_optional_secret_is_read_from_its_file(tmp_path: Path) -> None:
     path = secret_file(tmp_path, SECRET)
     vault = Vault.load({"VAULT_TOKEN": "direct", "VAULT_SPARE_FILE": str(path)})

@@ -198,7 +198,7 @@ def environment_help(model: type[EnvSettings], title: str, *, width: int = 88) -
 
 def read_secret_file(path: str, variable: str) -> str:
     """The secret in the file at ``path``, named by ``variable``: its text, without the
-    trailing newline an editor or ``echo`` adds.
+    trailing newline an editor or ``echo`` adds, nor a leading byte order mark.
 
     Raises :class:`ConfigError` naming the variable and the path, never the content.
     """
@@ -216,7 +216,8 @@ def read_secret_file(path: str, variable: str) -> str:
             "it should hold the secret alone"
         )
     try:
-        text = raw.decode("utf-8").rstrip("\r\n")
+        # utf-8-sig: a byte order mark some editors start a file with is no part of it.
+        text = raw.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError:
         raise ConfigError(f"{variable}: {path} is not UTF-8 text") from None
     if not text.strip():
