@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from . import __version__
@@ -52,12 +53,14 @@ class Retained:
     """One retained message: its topic, the device it belongs to, and its payload.
 
     An empty payload clears the topic: the broker forgets its retained message, and Home
-    Assistant removes an entity whose config is cleared.
+    Assistant removes an entity whose config is cleared. ``published_at`` is when a broker
+    acknowledged it (a message read back from the state), else ``None``.
     """
 
     topic: str
     device_id: str
     payload: str
+    published_at: datetime | None = field(default=None, compare=False)
 
     @property
     def clears(self) -> bool:
@@ -159,6 +162,7 @@ def retained_changes(
     published: Mapping[str, Retained],
     project: Set[str] | None,
     ignored: IgnoredVersions | None = None,
+    republish_before: datetime | None = None,
 ) -> list[Retained]:
     """What to publish so the broker holds what ``states`` say: new or changed payloads,
     and clears for topics whose device left; configs first, so an entity exists before its
@@ -168,7 +172,9 @@ def retained_changes(
     ``project`` is the project's devices when a run listed them all: a device outside it has
     its topics cleared. Without it (``--devices``, a failed listing) nothing is cleared, and
     a device cleared earlier stays cleared until a listing shows it again. An offer that
-    ``ignored`` covers is published with a summary that says so.
+    ``ignored`` covers is published with a summary that says so. A message the broker
+    acknowledged before ``republish_before`` is published again, changed or not: a broker
+    that lost its retained messages (restarted without persistence) gets them back.
     """
     channels = [state for state in states if state.channel >= 0]
     if project is None:
@@ -189,7 +195,9 @@ def retained_changes(
     changes = [
         message
         for topic, message in wanted.items()
-        if topic not in published or published[topic].payload != message.payload
+        if topic not in published
+        or published[topic].payload != message.payload
+        or _acknowledged_before(published[topic], republish_before)
     ]
     changes += [
         Retained(topic, old.device_id, "")
@@ -199,6 +207,12 @@ def retained_changes(
     return sorted(
         changes, key=lambda message: (not message.topic.endswith("/config"), message.topic)
     )
+
+
+def _acknowledged_before(message: Retained, moment: datetime | None) -> bool:
+    if moment is None or message.published_at is None:
+        return False
+    return message.published_at <= moment
 
 
 def _cleared_devices(published: Mapping[str, Retained]) -> set[str]:

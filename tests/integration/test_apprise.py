@@ -8,6 +8,7 @@ two can be compared. The URL's path plays the part of a token: it must show nowh
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
@@ -258,3 +259,55 @@ def test_with_a_digest_per_run_a_url_gets_one_message_for_the_whole_run(
     (post,) = hook.received
     assert post["title"] == f"fwwatch: 2 releases, 4 devices - run {report['run_id']}"
     assert all(f"1.1.0 available - {name}" in post["message"] for name in PRODUCTS.values())
+
+
+#: What chat services behind Apprise obey in a message's text: Discord's @everyone, @here,
+#: <@user> and <@&role>, Mattermost's and Rocket.Chat's @channel and @all, Matrix's @room,
+#: Zulip's @**all**, and Markdown's masked link [text](url) that hides where it goes.
+MENTION = re.compile(r"@(?=[\w*&!])|\]\(")
+
+
+def test_a_name_neither_pings_nor_links_on_a_chat_service_behind_apprise(
+    make_simulator: Callable[..., Any],
+    fwwatch: Captured,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # Given devices named to ping everyone of a chat service, or to link away
+    names = [
+        "@channel",
+        "@all Hi <@123456789> <@&987654321>",
+        "@**all** @room @here",
+        "[Update now](https://evil.example/fw)",
+        "owner@example.com",
+    ]
+    simulator = make_simulator(
+        fleet=Fleet(
+            devices=[
+                FleetDevice(
+                    device_id=f"chat{i:02d}",
+                    name=name,
+                    product_id="plugprod0001",
+                    product_name="@everyone plug",
+                    category="cz",
+                    channels=[FleetChannel(channel=0, current_version="1.0.0")],
+                )
+                for i, name in enumerate(names)
+            ]
+        )
+    )
+    point_cli_at(simulator, monkeypatch, tmp_path)
+    # And Apprise's Mattermost URL (a Markdown chat, its webhook on loopback)
+    with serving_fake_slack(HOOK) as hook:
+        port = hook.url.split(":")[2].split("/")[0]
+        monkeypatch.setenv("FWWATCH_APPRISE_URLS", f"mmost://127.0.0.1:{port}/{TOKEN}")
+        fwwatch.run()
+        simulator.cloud.publish_release("plugprod0001", 0, "1.1.0")
+        # When a run tells the release
+        status, _ = fwwatch.run()
+    # Then the post shows every name, and none of them is a mention or a link
+    assert status == 0
+    (post,) = hook.received
+    shown = post["text"].replace("\u200b", "")
+    assert all(name in shown for name in names)
+    assert MENTION.findall(post["text"]) == []

@@ -130,3 +130,29 @@ def test_watch_pings_after_each_cycle(monitor: HeartbeatMonitor, tmp_path: Path)
     assert monitor.requests == [("GET", f"/ping/{KEY}")]
     assert process.returncode == 0, output
     assert KEY not in output
+
+
+@pytest.mark.parametrize(
+    ("spelling", "query"),
+    [
+        pytest.param(lambda url: url.replace("127.0.0.1", "LOCALHOST"), "", id="host in capitals"),
+        pytest.param(lambda url: url + "?note=every hour", "?note=every%20hour", id="a space"),
+    ],
+)
+def test_httpx_logs_no_key_however_the_url_is_spelled(
+    spelling: Callable[[str], str],
+    query: str,
+    monitor: HeartbeatMonitor,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a URL that httpx rewrites before it logs it (host in lower case, a space escaped)
+    caplog.set_level(logging.INFO, logger="httpx")  # its log of each request, as with -vv
+    monkeypatch.setenv("FWWATCH_HEARTBEAT_URL", spelling(monitor.url))
+    # When a run pings it
+    assert main(["-vv", "run"]) == 0
+    # Then the monitor heard, and httpx's line of the request shows no key
+    assert monitor.requests == [("GET", f"/ping/{KEY}{query}")]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert "<hidden heartbeat>" in line
+    assert KEY not in caplog.text

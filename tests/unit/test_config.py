@@ -184,6 +184,11 @@ def test_notifiers_get_every_event_unless_told_which() -> None:
     assert chosen.events == {EventType.UPDATE_FAILED, EventType.UPDATE_INSTALLED}
 
 
+def test_the_default_that_help_shows_for_the_events_can_be_written_out() -> None:
+    # `--help` says "(default all)": an operator who writes it gets what it says
+    assert LocalSettings.load({"FWWATCH_EVENTS": " All "}).events == set(EventType)
+
+
 def test_local_retries_default_as_the_checkers_do() -> None:
     local = LocalSettings.load({})
     checker = CheckerSettings.load(CHECKER)

@@ -6,14 +6,14 @@ messages costs the next cycle the rest, never a message twice nor one lost.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from fwwatch.local.home_assistant import CHUNK, HomeAssistantPublisher
+from fwwatch.local.home_assistant import CHUNK, REPUBLISH_AFTER, HomeAssistantPublisher
 from fwwatch.local.mqtt import MqttBroker, MqttConnection, MqttPublishError
 from fwwatch.local.store_sqlite import SqliteStore
 from fwwatch.state import ChannelState
@@ -78,8 +78,13 @@ def store(tmp_path: Path) -> SqliteStore:
     return store
 
 
-def publisher(store: SqliteStore, broker: FakeBroker) -> HomeAssistantPublisher:
-    return HomeAssistantPublisher(store, BROKER, prefix="homeassistant", connect=broker.connect)
+def publisher(
+    store: SqliteStore, broker: FakeBroker, clock: Callable[[], datetime] | None = None
+) -> HomeAssistantPublisher:
+    more = {} if clock is None else {"clock": clock}
+    return HomeAssistantPublisher(
+        store, BROKER, prefix="homeassistant", connect=broker.connect, **more
+    )
 
 
 async def test_a_connection_lost_half_way_costs_the_next_cycle_only_the_rest(
@@ -117,6 +122,33 @@ async def test_nothing_changed_means_no_connection(store: SqliteStore) -> None:
 
     # Then it does not even connect (a broker that is down then costs nothing)
     assert (outcome.published, outcome.error, broker.connections) == (0, None, 1)
+
+
+async def test_a_broker_that_lost_its_retained_messages_has_them_back_in_time(
+    store: SqliteStore,
+) -> None:
+    # Given everything published once, then a broker restarted without persistence: it
+    # holds nothing, and Home Assistant has no entity left
+    broker = FakeBroker()
+    published_at = datetime.now(UTC)
+    await publisher(store, broker, clock=lambda: published_at).publish(None)
+    broker.held.clear()
+    broker.received.clear()
+
+    # When a cycle comes soon after, then it publishes nothing (an unchanged fleet)
+    soon = publisher(store, broker, clock=lambda: published_at + timedelta(minutes=5))
+    assert (await soon.publish(None)).published == 0
+
+    # When a cycle comes once REPUBLISH_AFTER has passed
+    later = publisher(store, broker, clock=lambda: published_at + REPUBLISH_AFTER)
+    outcome = await later.publish(None)
+
+    # Then every config and state is published again, and the broker holds them all
+    assert outcome.published == 2 * DEVICES
+    assert len(broker.held) == 2 * DEVICES
+    # And the next cycle counts from then: nothing again
+    again = publisher(store, broker, clock=lambda: published_at + REPUBLISH_AFTER * 1.5)
+    assert (await again.publish(None)).published == 0
 
 
 async def test_a_changed_state_publishes_that_state_only(store: SqliteStore) -> None:

@@ -88,6 +88,17 @@ def test_a_broker_that_cannot_work_is_refused_without_showing_the_secret(
     assert SECRET not in str(caught.value)
 
 
+@pytest.mark.parametrize("password", ["pa#ss", "pa/ss", "pa?ss", "12/34", "12#34"])
+def test_a_password_that_breaks_the_url_is_named_as_the_cause(password: str) -> None:
+    # A generated password holding #, / or ? ends the URL's host part early
+    with pytest.raises(ConfigError) as caught:
+        LocalSettings.load({"FWWATCH_MQTT_URL": f"mqtt://ha:{SECRET}{password}@broker.lan"})
+    message = str(caught.value)
+    assert "percent-encoded (# as %23, / as %2F, ? as %3F)" in message
+    assert "FWWATCH_MQTT_PASSWORD" in message
+    assert SECRET not in message
+
+
 def test_the_password_never_shows_in_a_repr() -> None:
     settings = LocalSettings.load({"FWWATCH_MQTT_URL": f"mqtts://ha:{SECRET}@broker.lan"})
     for shown in (repr(settings), str(settings), repr(settings.mqtt_broker)):

@@ -26,10 +26,15 @@ from fwwatch.safe_text import slack_escape, strip_controls
 
 MANY = settings(max_examples=300, deadline=None)
 
+#: Unicode's bidirectional embeddings, overrides and isolates: they reorder what follows.
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
 #: Text as hostile as it comes: any code point, with escapes and line breaks more likely.
 HOSTILE_TEXT = st.text(
     st.characters(codec="utf-8")
-    | st.sampled_from(["\x1b", "[", "]", "\x07", "\x9b", "\x9d", "\\", "\r", "\n", "<", ">", "&"]),
+    | st.sampled_from(["\x1b", "[", "]", "\x07", "\x9b", "\x9d", "\\", "\r", "\n", "<", ">", "&"])
+    | st.sampled_from(list(BIDI_CONTROLS)),
     max_size=40,
 )
 
@@ -47,7 +52,7 @@ HOSTILE_NAMES = [
 
 
 def control_characters(text: str) -> set[str]:
-    return {char for char in text if unicodedata.category(char) == "Cc"}
+    return {char for char in text if unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS}
 
 
 # ------------------------------------------------------------------------ strip_controls
@@ -79,7 +84,9 @@ def test_strip_controls_is_idempotent(text: str, keep_newlines: bool) -> None:
 
 
 @MANY
-@given(st.text(st.characters(exclude_categories=["Cc", "Zl", "Zp"])))
+@given(
+    st.text(st.characters(exclude_categories=["Cc", "Zl", "Zp"], exclude_characters=BIDI_CONTROLS))
+)
 def test_text_without_controls_is_left_as_it_is(text: str) -> None:
     assert strip_controls(text) == text
 
@@ -91,6 +98,15 @@ def test_escape_sequences_go_whole_and_line_breaks_become_spaces() -> None:
     assert strip_controls("a\nBcc: x@y") == "a Bcc: x@y"
     assert strip_controls("a\r\nb\rc", keep_newlines=True) == "a\nb\nc"
     assert strip_controls("Kitchen plug") == "Kitchen plug"
+
+
+def test_a_bidi_override_cannot_reorder_the_text_after_it() -> None:
+    # U+202E shows what follows right to left: "1.2.0 (3 devices)" would read reversed, and
+    # a name could make a version seem another. Embeddings and isolates go with it; right-
+    # to-left text itself is shown, ordered by its own letters.
+    assert strip_controls("Lamp\u202e0.2.1\u202c ok") == "Lamp0.2.1 ok"
+    assert strip_controls("\u2067\u202a\u202b\u202d\u2066\u2068x\u2069") == "x"
+    assert strip_controls("مصباح المطبخ \u200f") == "مصباح المطبخ \u200f"
 
 
 # ------------------------------------------------------------------------- slack_escape

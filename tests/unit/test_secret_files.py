@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from fwwatch.tuya import ConfigError, EnvSettings, TuyaConfigError, TuyaSettings
 from fwwatch.tuya.settings import env_prefix
 
 SECRET = "s3cr3t-value-that-must-not-leak"
+#: Seconds a read of a secret file may take before it counts as stuck: never asserted.
+PATIENCE_S = 20.0
 TUYA = {"TUYA_ACCESS_ID": "abcd1234", "TUYA_REGION": "eu"}
 
 
@@ -47,6 +51,16 @@ def test_only_trailing_newlines_are_stripped(tmp_path: Path) -> None:
     path = secret_file(tmp_path, " two\nlines \r\n\n")
     vault = Vault.load({"VAULT_TOKEN_FILE": str(path)})
     assert vault.token.get_secret_value() == " two\nlines "
+
+
+def test_a_byte_order_mark_is_no_part_of_the_secret(tmp_path: Path) -> None:
+    # Given the secret saved by an editor that starts UTF-8 files with a BOM (Notepad's
+    # "UTF-8 with BOM"), with Windows line ends
+    path = tmp_path / "secret"
+    path.write_bytes(b"\xef\xbb\xbf" + SECRET.encode() + b"\r\n")
+    # Then the secret is the text alone: a BOM would make a signature or a password wrong
+    vault = Vault.load({"VAULT_TOKEN_FILE": str(path)})
+    assert vault.token.get_secret_value() == SECRET
 
 
 def test_an_optional_secret_is_read_from_its_file(tmp_path: Path) -> None:
@@ -113,6 +127,56 @@ def test_a_file_that_holds_no_secret_is_refused_without_its_content(
     message = str(caught.value)
     assert message.startswith(f"VAULT_TOKEN_FILE: {path} {problem}")
     assert SECRET not in message
+
+
+def load_beside(environ: dict[str, str]) -> tuple[threading.Thread, list[object]]:
+    """``Vault.load(environ)`` in a thread of its own: its result or error lands in the list."""
+    outcome: list[object] = []
+
+    def load() -> None:
+        try:
+            outcome.append(Vault.load(environ))
+        except ConfigError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_named_pipe_no_one_writes_to_is_refused_instead_of_waited_for(tmp_path: Path) -> None:
+    # Given VAULT_TOKEN_FILE naming a FIFO that no process writes to (a wrong path, say)
+    fifo = tmp_path / "token"
+    os.mkfifo(fifo)
+    # When the settings are read
+    thread, outcome = load_beside({"VAULT_TOKEN_FILE": str(fifo)})
+    thread.join(PATIENCE_S)
+    if thread.is_alive():  # stuck opening the FIFO: a writer lets it go, and the test fails
+        with open(fifo, "wb"):
+            pass
+        thread.join()
+        pytest.fail("reading VAULT_TOKEN_FILE waited for a writer to the FIFO")
+    # Then they fail at once, naming the file
+    (error,) = outcome
+    assert isinstance(error, ConfigError)
+    assert str(error).startswith(f"VAULT_TOKEN_FILE: {fifo} is empty")
+
+
+def test_a_pipe_that_is_written_to_later_is_read_whole(tmp_path: Path) -> None:
+    # Given the secret coming through a pipe, as with VAULT_TOKEN_FILE=<(pass show token)
+    read_end, write_end = os.pipe()
+    try:
+        thread, outcome = load_beside({"VAULT_TOKEN_FILE": f"/dev/fd/{read_end}"})
+        # When its writer writes only once the settings are being read
+        os.write(write_end, SECRET.encode() + b"\n")
+        os.close(write_end)
+        thread.join()
+    finally:
+        os.close(read_end)
+    # Then the secret is what it wrote
+    (vault,) = outcome
+    assert isinstance(vault, Vault)
+    assert vault.token.get_secret_value() == SECRET
 
 
 def test_every_problem_with_files_is_named_at_once(tmp_path: Path) -> None:

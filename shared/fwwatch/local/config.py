@@ -127,7 +127,7 @@ class LocalSettings(StateSettings):
         default=frozenset(EventType),
         description="the news notifiers get, separated by commas: "
         + ", ".join(EventType)
-        + " (the run report and the state keep all of it)",
+        + ", or all (the run report and the state keep all of it)",
         json_schema_extra={HELP_DEFAULT: "all"},
     )
 
@@ -150,6 +150,8 @@ class LocalSettings(StateSettings):
         if not isinstance(value, str):
             return value
         names = [name.strip().lower() for name in value.split(",")]
+        if names == ["all"]:  # the default, as --help shows it
+            return frozenset(EventType)
         known = {event.value: event for event in EventType}
         for number, name in enumerate(names, 1):
             if name and name not in known:

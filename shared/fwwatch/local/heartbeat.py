@@ -84,7 +84,11 @@ class Heartbeat:
         self._transport = transport
         #: Where the heartbeats go, as logs may show it (scheme and host).
         self.where = _public_part(urlsplit(self._success_url))
-        _hide_heartbeats.urls.update({self._success_url, self._failure_url})
+        _hide_heartbeats.urls.update(
+            spelling
+            for url in (self._success_url, self._failure_url)
+            for spelling in _spellings(url)
+        )
 
     def __repr__(self) -> str:
         return f"Heartbeat({self.where}/<hidden>)"
@@ -125,6 +129,15 @@ def failure_url(url: str) -> str:
     """``<URL>/fail``: the same URL with ``/fail`` after its path (its query kept)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/fail"))
+
+
+def _spellings(url: str) -> set[str]:
+    """``url`` as given and as httpx logs it: it lowers the host, drops a default port and
+    escapes what needs it (``https://HC-PING.com:443/a b`` is ``https://hc-ping.com/a%20b``)."""
+    try:
+        return {url, str(httpx.URL(url))}
+    except httpx.InvalidURL:  # then httpx cannot request it either
+        return {url}
 
 
 def _public_part(parts: SplitResult) -> str:

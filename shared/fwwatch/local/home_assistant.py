@@ -4,15 +4,18 @@ The messages are :mod:`fwwatch.homeassistant`'s (a discovery config and a JSON s
 device channel, retained). What the broker acknowledged is recorded in the state file, by
 broker and topic, a chunk at a time: a broker that is down, or goes away half-way, loses
 nothing, and the next cycle publishes what is still different. A run with nothing changed
-does not connect at all.
+does not connect at all, unless what the broker holds was given it over
+:data:`REPUBLISH_AFTER` ago: then it is all published again, since a broker restarted
+without persistence (Mosquitto's default) forgets every retained message, and Home
+Assistant would show no entity until each one changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence, Set
-from datetime import datetime
+from collections.abc import Callable, Sequence, Set
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from ..homeassistant import Retained, retained_changes
@@ -28,12 +31,14 @@ from .mqtt import (
 )
 from .report import PublishOutcome
 
-__all__ = ["HomeAssistantPublisher", "RetainedStore"]
+__all__ = ["REPUBLISH_AFTER", "HomeAssistantPublisher", "RetainedStore"]
 
 logger = logging.getLogger("fwwatch.local")
 
 #: Messages in flight at once; each chunk is recorded in one transaction.
 CHUNK = MAX_IN_FLIGHT
+#: How long a retained message is trusted to be on the broker: then it is published again.
+REPUBLISH_AFTER = timedelta(hours=1)
 
 
 class RetainedStore(Protocol):
@@ -66,11 +71,13 @@ class HomeAssistantPublisher:
         *,
         prefix: str,
         connect: Connect = aiomqtt_connection,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.broker = broker
         self.prefix = prefix
         self.connect = connect
+        self.clock = clock
 
     async def publish(self, project: Set[str] | None) -> PublishOutcome:
         """Publish what differs from what the broker was last given; never raises."""
@@ -81,6 +88,7 @@ class HomeAssistantPublisher:
             published=self.store.retained(self.broker.address),
             project=project,
             ignored=self.store.ignored_versions(),
+            republish_before=self.clock() - REPUBLISH_AFTER,
         )
         if not changes:
             return outcome
@@ -115,7 +123,7 @@ class HomeAssistantPublisher:
         )
         taken = [message for message, result in zip(chunk, results, strict=True) if result is None]
         if taken:
-            self.store.record_retained(self.broker.address, taken, utcnow())
+            self.store.record_retained(self.broker.address, taken, self.clock())
             outcome.published += len(taken)
             outcome.cleared += sum(message.clears for message in taken)
         for result in results:

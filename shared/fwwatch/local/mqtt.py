@@ -74,7 +74,7 @@ def parse_mqtt_url(url: str, password: SecretStr | None = None) -> MqttBroker:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError:
-        raise ValueError(f"is not a URL of the form {URL_FORM}") from None
+        raise ValueError(f"is not a URL of the form {URL_FORM}{_password_hint(url)}") from None
     if parts.scheme not in DEFAULT_PORTS:
         raise ValueError(f"must start with mqtt:// or mqtts://, as in {URL_FORM}")
     if not parts.hostname:
@@ -82,7 +82,7 @@ def parse_mqtt_url(url: str, password: SecretStr | None = None) -> MqttBroker:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(
             f"must hold no path or query ({URL_FORM}); the discovery prefix is "
-            "FWWATCH_MQTT_DISCOVERY_PREFIX"
+            f"FWWATCH_MQTT_DISCOVERY_PREFIX{_password_hint(url)}"
         )
     username = unquote(parts.username) if parts.username else None
     in_url = parts.password is not None
@@ -101,6 +101,16 @@ def parse_mqtt_url(url: str, password: SecretStr | None = None) -> MqttBroker:
         tls=parts.scheme == "mqtts",
         username=username,
         password=password,
+    )
+
+
+def _password_hint(url: str) -> str:
+    """Why a URL with user info may not parse: its password's #, / or ? end the host part."""
+    if "@" not in url.partition("://")[2]:
+        return ""
+    return (
+        "; a password in the URL must be percent-encoded (# as %23, / as %2F, ? as %3F), "
+        "or set apart in FWWATCH_MQTT_PASSWORD"
     )
 
 

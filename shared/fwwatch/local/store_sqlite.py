@@ -489,11 +489,16 @@ class SqliteStore:
     # ------------------------------------------------------------------ MQTT
 
     def retained(self, broker: str) -> dict[str, Retained]:
-        """What ``broker`` (an address without credentials) was last given, by topic."""
+        """What ``broker`` (an address without credentials) was last given, by topic, and when
+        it acknowledged it."""
         rows = self._db.execute(
-            "SELECT topic, device_id, payload FROM mqtt_retained WHERE broker = ?", (broker,)
+            "SELECT topic, device_id, payload, published_at FROM mqtt_retained WHERE broker = ?",
+            (broker,),
         )
-        return {topic: Retained(topic, device_id, payload) for topic, device_id, payload in rows}
+        return {
+            topic: Retained(topic, device_id, payload, datetime.fromisoformat(published_at))
+            for topic, device_id, payload, published_at in rows
+        }
 
     def record_retained(self, broker: str, messages: Iterable[Retained], now: datetime) -> None:
         """Record messages ``broker`` acknowledged (a clear is kept, with its empty payload)."""

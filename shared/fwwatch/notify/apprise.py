@@ -2,8 +2,11 @@
 
 One notifier per URL, so that the outbox records each delivery per URL and a URL that fails
 holds back no other. Each message has the e-mail's subject (as the title) and text, given
-to Apprise as plain text: it escapes them for services that read Markdown or HTML. Like
-e-mail, it tells a whole run in one message when ``FWWATCH_DIGEST_PER_RUN`` asks for it.
+to Apprise as plain text: it escapes them for services that read HTML, and for Slack. Chat
+services that read plain text as Markdown get it as it is (Discord, Mattermost), so a
+name's mentions and links are defused first (:func:`~fwwatch.safe_text.defuse_mentions`):
+a device named ``@everyone`` notifies nobody. Like e-mail, it tells a whole run in one
+message when ``FWWATCH_DIGEST_PER_RUN`` asks for it.
 
 An Apprise URL holds its service's credentials (``tgram://BOT_TOKEN/CHAT_ID``), so a URL is
 never shown, logged or stored: a notifier is named by its scheme and a short hash of the URL
@@ -31,6 +34,7 @@ from urllib.parse import unquote
 from ..events import EventGroup, EventType
 from ..messages import RunDigestMessage
 from ..render import TEST_SUBJECT, render_run_subject, render_run_text, render_subject, render_text
+from ..safe_text import defuse_mentions
 from .base import NotifyError
 
 __all__ = ["AppriseNotifier", "apprise_url_problem", "split_apprise_urls"]
@@ -167,8 +171,8 @@ class AppriseNotifier:
         apprise = _apprise()
         try:
             result = self._apprise.notify(
-                body=body,
-                title=title,
+                body=defuse_mentions(body),
+                title=defuse_mentions(title),
                 notify_type=apprise.NotifyType(notify_type),
                 body_format=apprise.NotifyFormat.TEXT,
                 interpret_escapes=False,

@@ -198,13 +198,12 @@ def environment_help(model: type[EnvSettings], title: str, *, width: int = 88) -
 
 def read_secret_file(path: str, variable: str) -> str:
     """The secret in the file at ``path``, named by ``variable``: its text, without the
-    trailing newline an editor or ``echo`` adds.
+    trailing newline an editor or ``echo`` adds, nor a leading byte order mark.
 
     Raises :class:`ConfigError` naming the variable and the path, never the content.
     """
     try:
-        with open(path, "rb") as file:
-            raw = file.read(MAX_SECRET_FILE_BYTES + 1)
+        raw = _read_at_most(path, MAX_SECRET_FILE_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(
@@ -217,12 +216,35 @@ def read_secret_file(path: str, variable: str) -> str:
             "it should hold the secret alone"
         )
     try:
-        text = raw.decode("utf-8").rstrip("\r\n")
+        # utf-8-sig: a byte order mark some editors start a file with is no part of it.
+        text = raw.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError:
         raise ConfigError(f"{variable}: {path} is not UTF-8 text") from None
     if not text.strip():
         raise ConfigError(f"{variable}: {path} is empty; it should hold the secret")
     return text
+
+
+def _read_at_most(path: str, size: int) -> bytes:
+    """Up to ``size`` bytes of the file at ``path``, without waiting for a writer to a FIFO.
+
+    A plain open() of a named pipe waits, forever, until some process opens it to write: a
+    FIFO named by mistake would hang fwwatch before it says a word. Opened without waiting,
+    a FIFO that no one writes to reads empty (and is refused as such), while a pipe that has
+    a writer, as with ``SMTP_PASSWORD_FILE=<(pass show smtp)``, is read whole, blocking.
+    """
+    no_wait = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFO to wait for
+    descriptor = os.open(path, os.O_RDONLY | no_wait)
+    try:
+        if no_wait:
+            os.set_blocking(descriptor, True)
+        chunks: list[bytes] = []
+        while size > 0 and (chunk := os.read(descriptor, size)):
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def is_loopback_host(host: str) -> bool:
