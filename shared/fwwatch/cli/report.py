@@ -29,20 +29,22 @@ DEFAULT_OUT = Path("fwwatch-report.html")
 DESCRIPTION = """\
 Write the fleet report: one HTML file (default fwwatch-report.html) that opens in any
 browser, on a phone too, and prints. It shows devices, products, the share up to date,
-updates on offer, running, failed, devices offline or not checked and the last check; per
-product and channel, a chart of the devices on each version and the version on offer; for
-each release, its adoption over time; and every device in a table to sort and filter, those
-that need attention first. The file holds its styles, script and charts: opening it loads
-nothing and sends nothing. Reads the state only: no request goes to Tuya.
+updates on offer, running, failed, devices offline or not checked and the last check;
+per product and channel, a chart of the devices on each version and the version on
+offer; for each release, its adoption over time; and every device in a table to sort
+and filter, those that need attention first. The file holds its styles, script and
+charts: opening it loads nothing and sends nothing. Reads the state only: no request
+goes to Tuya.
 
-With --aws-table, the report comes from the AWS stack's state table (its StateTableName
-output), read with your AWS credentials (the usual AWS_PROFILE, AWS_ACCESS_KEY_ID...);
-it needs only dynamodb:Scan on that table. AWS keeps no history of runs, so there a
-release's adoption is estimated from when each device last changed."""
+With --aws-table, the report comes from the AWS stack's state table (its
+StateTableName output), read with your AWS credentials (the usual AWS_PROFILE,
+AWS_ACCESS_KEY_ID...); it needs only dynamodb:Scan on that table. AWS keeps no history
+of runs, so there a release's adoption is estimated from when each device last
+changed."""
 
 EPILOG = """\
 examples:
-  fwwatch report                                   fwwatch-report.html from the local state
+  fwwatch report                                   the local state's report
   fwwatch report --out /var/www/fleet.html
   fwwatch report --json > fleet.json               the report's data, for other tools
   fwwatch report --aws-table fwwatch-StateTable-1A2B3C --aws-region eu-central-1
