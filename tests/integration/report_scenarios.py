@@ -8,6 +8,8 @@ mode runs ``fwwatch run`` against the simulator; AWS mode runs the stack's handl
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Callable
 from typing import Any
@@ -72,6 +74,23 @@ def run_locally(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["run", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert status == 0, report
+
+
+def run_quietly() -> None:
+    """``fwwatch run`` once, its output kept (a module's fixture has no capsys)."""
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        status = main(["run"])
+    assert status == 0, said.getvalue()
+
+
+def write_report(*args: str) -> str:
+    """``fwwatch report ARGS``; what it said."""
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        status = main(["report", *args])
+    assert status == 0, said.getvalue()
+    return said.getvalue()
 
 
 #: What the state holds after the story, as the report shows it.

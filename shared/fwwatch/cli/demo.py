@@ -111,19 +111,18 @@ def run_demo(out: TextIO, report_path: Path = DEMO_REPORT) -> int:
             report = asyncio.run(_cycle(settings, store, out))
             out.write(report.summary_line() + "\n\n")
 
-            out.write(f"$ fwwatch report --out {report_path}\n")
-            fleet_report = local_fleet_report(store)
-            size = write_report(report_path, fleet_report)
-            out.write(
-                f"Wrote {report_path} ({size // 1024} KB): the fleet's versions, the release's "
-                f"adoption, the failed update and the offline device.\n"
-                f"Open {report_path.resolve().as_uri()}\n"
-            )
+            size = write_report(report_path, local_fleet_report(store))
     out.write(
-        "\nOne device of the demo fleet is offline on purpose: it is reported, never fatal.\n"
+        "One device of the demo fleet is offline on purpose: it is reported, never fatal.\n"
         "Next: `fwwatch simulate` serves this cloud on a port for your own experiments;\n"
         "with TUYA_ACCESS_ID, TUYA_ACCESS_SECRET and TUYA_REGION set (or in .env),\n"
-        "`make run` runs a cycle on your real fleet.\n"
+        "`make run` runs a cycle on your real fleet.\n\n"
+    )
+    out.write(
+        f"$ fwwatch report --out {report_path}    # the fleet report of the four runs\n"
+        f"Wrote {report_path} ({size // 1024} KB): the fleet's versions, the release's "
+        "adoption, the failed update and the offline device, in one page.\n"
+        f"Open {report_path.resolve().as_uri()}\n"
     )
     return 0
 
