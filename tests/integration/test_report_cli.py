@@ -183,6 +183,8 @@ def wait_for_line(stream: Any, prefix: str, timeout_s: float = 60) -> list[str]:
         lines.append(line)
         if line.startswith(prefix):
             return lines
+        if not line:  # the process ended
+            break
     raise AssertionError("".join(lines))
 
 

@@ -163,6 +163,22 @@ def test_versions_are_listed_newest_first_with_numbers_compared_as_numbers() -> 
     assert version_order("1.10.0") > version_order("1.9.2") > version_order("1.9")
 
 
+def test_devices_are_listed_as_people_sort_names_whatever_the_names_hold() -> None:
+    # Given names with numbers, a superscript digit and a run of digits too long for int()
+    names = ["Plug 10", "plug 9", "Plug x²", "Plug " + "9" * 5000, "Plug 1.5"]
+    states = [channel(f"d{n}", "1.0.0", name=name) for n, name in enumerate(names)]
+    # When the report is built
+    rows = local_report(states).devices
+    # Then Plug 9 comes before Plug 10, case aside, and no name breaks the order
+    assert [row.device_name for row in rows] == [
+        "Plug 1.5",
+        "plug 9",
+        "Plug 10",
+        "Plug " + "9" * 5000,
+        "Plug x²",
+    ]
+
+
 # ------------------------------------------------------------------ adoption over time
 
 

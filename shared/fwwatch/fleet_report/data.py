@@ -204,18 +204,26 @@ class FleetReport(_Model):
     devices: list[DeviceRow]
 
 
-_VERSION_PART = re.compile(r"(\d+)")
+_VERSION_PART = re.compile(r"(\d{1,18})")
 
 
 def version_order(version: str | None) -> tuple[tuple[int, int | str], ...]:
     """A sort key that puts ``1.10.0`` after ``1.9.2`` (numbers compared as numbers)."""
     if not version:
         return ()
+    # The split puts each run of digits at an odd place: only those are numbers ("²" is a
+    # digit to str.isdigit, not to int); a run is cut at 18 digits, as int() of a very long
+    # one is refused.
     return tuple(
-        (0, int(part)) if part.isdigit() else (1, part)
-        for part in _VERSION_PART.split(version)
+        (0, int(part)) if odd else (1, part)
+        for odd, part in ((n % 2 == 1, part) for n, part in enumerate(_VERSION_PART.split(version)))
         if part
     )
+
+
+def natural_order(text: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key for names as people sort them: ``Plug 9`` before ``Plug 10``, any case."""
+    return version_order(text.casefold())
 
 
 def error_status(error: StoredError | None) -> DeviceStatus | None:
@@ -361,8 +369,8 @@ def _device_rows(
     rows.sort(
         key=lambda row: (
             row.status.rank,
-            (row.product_name or row.product_id or "").casefold(),
-            (row.device_name or "").casefold(),
+            natural_order(row.product_name or row.product_id or ""),
+            natural_order(row.device_name or row.device_id),
             row.device_id,
             row.channel if row.channel is not None else -1,
         )

@@ -25,7 +25,7 @@ __all__ = ["render_page"]
 
 #: Rows of the attention list, and charts of releases, shown at most (the device table
 #: and ``--json`` hold them all).
-ATTENTION_ROWS = 100
+ATTENTION_ROWS = 25
 RELEASES_SHOWN = 40
 #: Rows of a release's table: its latest changes.
 ADOPTION_ROWS = 12
@@ -204,7 +204,8 @@ def _attention(report: FleetReport) -> Html:
     shown = needy[:ATTENTION_ROWS]
     more = (
         html(
-            '<p class="note">And {n} more: the device table below lists them first.</p>',
+            '<p class="note">And {n} more: the device table below lists them first (its '
+            "Status filter shows one kind).</p>",
             n=f"{len(needy) - len(shown):,}",
         )
         if len(needy) > len(shown)
@@ -615,10 +616,11 @@ SCRIPT = """
     return {r: r, i: i, product: product, channel: channel, status: status,
       text: [r[0], r[1], product, channel, r[4], r[5], status, r[9]].join("\\n").toLowerCase()};
   });
+  var collator = new Intl.Collator("en", {numeric: true, sensitivity: "base"});
   var keys = {
-    device: function (x) { return (x.r[1] || x.r[0]).toLowerCase(); },
-    product: function (x) { return x.product.toLowerCase(); },
-    channel: function (x) { return x.channel.toLowerCase(); },
+    device: function (x) { return x.r[1] || x.r[0]; },
+    product: function (x) { return x.product; },
+    channel: function (x) { return x.channel; },
     installed: function (x) { return x.r[4] ? rank[x.r[4]] : -1; },
     offered: function (x) { return x.r[5] ? rank[x.r[5]] : -1; },
     status: function (x) { return x.r[7]; },
@@ -626,9 +628,8 @@ SCRIPT = """
   };
   function compare(a, b) {
     var ka = keys[sortKey](a), kb = keys[sortKey](b);
-    if (ka < kb) { return -direction; }
-    if (ka > kb) { return direction; }
-    return a.i - b.i;
+    var order = typeof ka === "string" ? collator.compare(ka, kb) : ka - kb;
+    return order ? order * direction : a.i - b.i;
   }
   function cell(tr, text, className) {
     var td = document.createElement("td");

@@ -533,10 +533,13 @@ class SqliteStore:
             "INSERT INTO run (run_id, started_at) VALUES (?, ?)", (run_id, now.isoformat())
         )
 
-    def finish_run(self, run_id: str, report: dict[str, Any]) -> None:
-        """Record the end of a run with its report, and the versions the fleet is on then
-        (see :meth:`version_history`), in one transaction."""
-        finished = datetime.now(UTC).isoformat()
+    def finish_run(
+        self, run_id: str, report: dict[str, Any], *, now: datetime | None = None
+    ) -> None:
+        """Record the end of a run (``now``, by default the present) with its report, and
+        the versions the fleet is on then (see :meth:`version_history`), in one
+        transaction."""
+        finished = (now or datetime.now(UTC)).isoformat()
         with self.transaction() as db:
             db.execute(
                 "UPDATE run SET finished_at=?, report=? WHERE run_id=?",
