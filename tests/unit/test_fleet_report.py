@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from fwwatch.aws.dynamo import to_dynamo
+from fwwatch.aws.store_dynamodb import DynamoStateStore
 from fwwatch.fleet_report import (
     AdoptionPoint,
     DeviceStatus,
@@ -403,3 +405,38 @@ def test_the_page_of_an_empty_state_says_so() -> None:
     page = render_page(local_report([], last_checks={}))
     assert "No device in the state yet" in page
     assert "No release has been seen on offer yet" in page
+
+
+# ------------------------------------------------------------------ the AWS table, read
+
+
+class PagedTable:
+    """A DynamoDB client's Scan over items, ``page`` at a time, as DynamoDB pages."""
+
+    def __init__(self, items: list[dict[str, Any]], page: int) -> None:
+        self.items, self.page = items, page
+        self.calls: list[dict[str, Any]] = []
+
+    def scan(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(request)
+        start = int(request.get("ExclusiveStartKey", {}).get("n", {}).get("N", 0))
+        answer: dict[str, Any] = {"Items": self.items[start : start + self.page]}
+        if start + self.page < len(self.items):
+            answer["LastEvaluatedKey"] = {"n": {"N": str(start + self.page)}}
+        return answer
+
+
+def test_the_state_table_is_read_page_by_page_to_its_end() -> None:
+    # Given a table of five states that DynamoDB answers two items at a time
+    states = [channel(f"d{n}", "1.0.0") for n in range(5)]
+    client = PagedTable([to_dynamo(state.to_item()) for state in states], page=2)
+    # When every state is read
+    found = list(DynamoStateStore(client, "fwwatch-StateTable").scan())
+    # Then all five come back, in three Scans of that table, each going on from the last
+    assert found == states
+    assert [call.get("ExclusiveStartKey") for call in client.calls] == [
+        None,
+        {"n": {"N": "2"}},
+        {"n": {"N": "4"}},
+    ]
+    assert {call["TableName"] for call in client.calls} == {"fwwatch-StateTable"}

@@ -7,7 +7,6 @@ table or service is called. Each failure says what to fix.
 
 from __future__ import annotations
 
-from ..aws.store_dynamodb import DynamoStateStore, StateImageError
 from ..fleet_report import FleetReport, build_fleet_report
 from .common import UsageError
 
@@ -40,6 +39,8 @@ def aws_fleet_report(table: str, region: str | None) -> FleetReport:
             NoCredentialsError,
             NoRegionError,
         )
+
+        from ..aws.store_dynamodb import DynamoStateStore, StateImageError
     except ImportError:
         raise UsageError(
             "--aws-table needs boto3: install fwwatch with its AWS extra "

@@ -17,6 +17,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from ..safe_text import strip_controls
 from .charts import adoption_chart, status_bar, status_class, versions_chart
 from .data import DeviceRow, DeviceStatus, FleetReport, ProductChannel, Release, version_order
 from .markup import Html, html, join, json_for_script
@@ -489,20 +490,22 @@ def _table_data(report: FleetReport) -> dict[str, object]:
     statuses = list(DeviceStatus)
     rows: list[list[object]] = []
     for row in report.devices:
-        product = _product_label(row.product_name, row.product_id)
-        channel = _channel_label(row.channel_name, row.channel)
+        # Display text, one line each, as everywhere on the page (the script shows it with
+        # textContent: it is never markup).
+        product = strip_controls(_product_label(row.product_name, row.product_id))
+        channel = strip_controls(_channel_label(row.channel_name, row.channel))
         rows.append(
             [
                 row.device_id,
-                row.device_name or "",
+                strip_controls(row.device_name or ""),
                 products.setdefault(product, len(products)),
                 channels.setdefault(channel, len(channels)),
-                row.installed or "",
-                row.offered or "",
+                strip_controls(row.installed or ""),
+                strip_controls(row.offered or ""),
                 int(row.ignored),
                 statuses.index(row.status),
                 _when(row.last_checked) if row.last_checked else "",
-                row.error or "",
+                strip_controls(row.error or ""),
             ]
         )
     return {
@@ -512,7 +515,12 @@ def _table_data(report: FleetReport) -> dict[str, object]:
         "channels": list(channels),
         # Versions in their natural order, for sorting (1.10 after 1.9): each version's rank.
         "versions": sorted(
-            {v for row in report.devices for v in (row.installed, row.offered) if v},
+            {
+                strip_controls(v)
+                for row in report.devices
+                for v in (row.installed, row.offered)
+                if v
+            },
             key=version_order,
         ),
         "rows": rows,
