@@ -231,13 +231,27 @@ def test_the_page_reads_on_a_phone_in_the_dark(chromium: Chromium, local_page: P
     assert visit.errors == []
 
 
-def test_the_page_prints_without_its_controls(chromium: Chromium, local_page: Path) -> None:
+def test_the_page_prints_in_light_colours_without_its_controls(
+    chromium: Chromium, local_page: Path
+) -> None:
     probe = """() => ({
       controls: getComputedStyle(document.querySelector(".controls")).display,
       background: getComputedStyle(document.body).backgroundColor,
+      failed: getComputedStyle(document.querySelector("#tile-failed dd")).color,
     })"""
-    visit = chromium.visit(local_page, probe, act=lambda page: page.emulate_media(media="print"))
-    assert visit.dom == {"controls": "none", "background": "rgb(255, 255, 255)"}
+    # When the report is printed from a screen in dark mode
+    visit = chromium.visit(
+        local_page,
+        probe,
+        color_scheme="dark",
+        act=lambda page: page.emulate_media(media="print"),
+    )
+    # Then the filters are left out, and the page is the light one, on white
+    assert visit.dom == {
+        "controls": "none",
+        "background": "rgb(255, 255, 255)",
+        "failed": "rgb(207, 34, 46)",  # --failed of the light scheme
+    }
 
 
 def test_the_aws_report_shows_what_the_stack_stored(chromium: Chromium, aws_page: Path) -> None:

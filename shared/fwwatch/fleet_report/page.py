@@ -527,11 +527,17 @@ def _table_data(report: FleetReport) -> dict[str, object]:
     }
 
 
-STYLE = """
-:root{--bg:#fff;--fg:#1f2328;--muted:#59636e;--card:#f6f8fa;--border:#d1d9e0;
+#: The light scheme's colours: the default, and print's whatever the screen's scheme.
+LIGHT = """--bg:#fff;--fg:#1f2328;--muted:#59636e;--card:#f6f8fa;--border:#d1d9e0;
 --installed:#2f6fdb;--offered:#d4760a;--grid:#d1d9e0;
 --failed:#cf222e;--offline:#818b98;--not-checked:#9a6700;--device-error:#8250df;
---updating:#1b7c83;--on-offer:#d4760a;--up-to-date:#1a7f37}
+--updating:#1b7c83;--on-offer:#d4760a;--up-to-date:#1a7f37"""
+
+STYLE = (
+    """
+:root{"""
+    + LIGHT
+    + """}
 @media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;
 --card:#151b23;--border:#3d444d;--installed:#4493f8;--offered:#f0a030;--grid:#3d444d;
 --failed:#f85149;--offline:#8b949e;--not-checked:#d29922;--device-error:#a371f7;
@@ -594,11 +600,14 @@ background:var(--card);color:inherit;cursor:pointer}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 .empty{color:var(--muted);font-style:italic}
 footer{margin:32px auto 24px;font-size:.85rem;color:var(--muted)}
-@media print{:root{--bg:#fff;--fg:#000;--muted:#444;--card:#fff;--border:#bbb;--grid:#ccc}
+@media print{:root{"""
+    + LIGHT
+    + """;--fg:#000;--muted:#444;--card:#fff;--border:#bbb;--grid:#ccc}
 body{font-size:10.5pt}.controls,#more,noscript{display:none}.card{border-color:#bbb}
 .badge{color:#000;background:none!important;border:1px solid #888}
 .scroll{overflow:visible}h2{break-after:avoid}tr{break-inside:avoid}}
 """
+)
 
 SCRIPT = """
 "use strict";
