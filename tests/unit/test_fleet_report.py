@@ -26,8 +26,8 @@ from fwwatch.fleet_report import (
     build_fleet_report,
     render_page,
 )
-from fwwatch.fleet_report.data import version_order
 from fwwatch.fleet_report.markup import html, json_for_script
+from fwwatch.fleet_report.model import version_order
 from fwwatch.ignored import IgnoredVersion, IgnoredVersions
 from fwwatch.local.store_sqlite import SqliteStore
 from fwwatch.state import DEVICE_LEVEL_CHANNEL, ChannelState, StoredError

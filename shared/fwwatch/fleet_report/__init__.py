@@ -1,10 +1,13 @@
 """The fleet report: what the state says about a fleet's firmware, as data and as a page.
 
-:func:`build_fleet_report` reads what a state store keeps (SQLite or the AWS state table)
-into a :class:`FleetReport`; :func:`render_page` makes it one self-contained HTML file.
+:func:`build_fleet_report` (``build.py``) reads what a state store keeps (SQLite or the AWS
+state table) into a :class:`FleetReport` (``model.py``), each release's adoption drawn by
+``adoption.py``; :func:`render_page` (``page.py``, with ``charts.py``, ``assets.py`` and
+``markup.py``) makes it one self-contained HTML file.
 """
 
-from .data import (
+from .build import build_fleet_report
+from .model import (
     AdoptionPoint,
     DeviceRow,
     DeviceStatus,
@@ -14,7 +17,6 @@ from .data import (
     Summary,
     VersionShare,
     VersionTally,
-    build_fleet_report,
 )
 from .page import render_page
 

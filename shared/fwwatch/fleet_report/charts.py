@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from .data import AdoptionPoint, DeviceStatus, ProductChannel, Release
 from .markup import Html, html, join
+from .model import AdoptionPoint, DeviceStatus, ProductChannel, Release
 
 __all__ = ["adoption_chart", "status_bar", "status_class", "versions_chart"]
 
