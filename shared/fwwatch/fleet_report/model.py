@@ -45,7 +45,10 @@ class DeviceStatus(StrEnum):
     @property
     def rank(self) -> int:
         """Its place in the attention order (0 first)."""
-        return list(DeviceStatus).index(self)
+        return _RANKS[self]
+
+
+_RANKS = {status: rank for rank, status in enumerate(DeviceStatus)}
 
 
 @dataclass(frozen=True, slots=True)

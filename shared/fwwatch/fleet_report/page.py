@@ -66,7 +66,7 @@ def render_page(report: FleetReport) -> str:
     policy = (
         "default-src 'none'; "
         f"style-src '{_digest(STYLE)}'; script-src '{_digest(SCRIPT)}'; "
-        "img-src data:; base-uri 'none'; form-action 'none'"
+        "base-uri 'none'; form-action 'none'"
     )
     return html(
         "<!DOCTYPE html>\n"
