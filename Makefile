@@ -34,11 +34,15 @@ $(TOOLS_STAMP):
 
 tools: $(TOOLS_STAMP) ## Create .venv-tools with SAM CLI and cfn-lint (quick when done)
 
-# The integration tests start a real Mosquitto broker; Debian puts it in /usr/sbin.
-debs: ## Install the Debian packages the tests need (mosquitto), when missing
-	@PATH="$$PATH:/usr/sbin:/usr/local/sbin" command -v mosquitto >/dev/null || { \
+# The integration tests start a real Mosquitto broker (Debian puts it in /usr/sbin) and
+# open the fleet report in a real headless Chromium (Playwright drives the system's one).
+debs: ## Install the Debian packages the tests need (mosquitto, chromium), when missing
+	@missing=; export PATH="$$PATH:/usr/sbin:/usr/local/sbin"; \
+	command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
-	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq mosquitto; }
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; fi
 
 check: tools venv ## Validate and lint template.yaml, then sam build (no AWS account needed; cached)
 	$(AWS_OFFLINE) $(TOOLS_BIN)/sam validate --lint

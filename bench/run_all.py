@@ -23,6 +23,7 @@ BENCHMARKS = [
     "aws_requests",
     "cold_start",
     "local_scale",
+    "report_size",
 ]
 
 

@@ -163,6 +163,21 @@ def test_help_of_every_command_reads_well() -> None:
         assert "TUYA_ACCESS_ID" in shown or command == ["simulate"]
 
 
+def test_the_report_s_help_says_what_the_page_shows_and_what_it_reads() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "fwwatch.cli", "report", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown.startswith("usage: fwwatch report")
+    for option in ("--out FILE", "--state PATH", "--json", "--aws-table NAME", "--aws-region R"):
+        assert option in shown
+    assert "FWWATCH_STATE" in shown
+    assert "dynamodb:Scan" in shown
+    assert max(len(line) for line in shown.splitlines()) <= 88
+
+
 def test_simulate_takes_the_fleet_size_and_still_the_old_devices_option(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

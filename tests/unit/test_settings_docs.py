@@ -283,6 +283,7 @@ def test_the_help_says_secrets_are_never_printed_and_may_come_from_files(
         (["status"], (LocalSettings,)),
         (["notify-test"], (LocalSettings,)),
         (["ignore"], (StateSettings,)),
+        (["report"], (StateSettings,)),
     ],
 )
 def test_each_command_shows_the_variables_it_reads(

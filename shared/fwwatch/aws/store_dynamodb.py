@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -34,6 +34,23 @@ class DynamoStateStore:
         )
         states = (ChannelState.from_item(item) for item in items)
         return {state.key: state for state in states}
+
+    def scan(self) -> Iterator[ChannelState]:
+        """Every state in the table, page by page (Scan: the fleet report reads the whole
+        table, and needs no other permission than ``dynamodb:Scan`` on it).
+
+        Raises :class:`StateImageError` for an item that is not a channel state.
+        """
+        request: dict[str, Any] = {"TableName": self.table}
+        while True:
+            page = self._client.scan(**request)
+            for item in page.get("Items", []):
+                state = state_from_image(item)
+                if state is not None:
+                    yield state
+            if not page.get("LastEvaluatedKey"):
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def put_items(self, states: Sequence[ChannelState]) -> list[ChannelKey]:
         """Write states in observation order; returns the keys refused as stale.

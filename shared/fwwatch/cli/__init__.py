@@ -19,7 +19,7 @@ from .. import __version__
 from ..local.lock import StateLockError
 from ..safe_text import strip_controls
 from ..tuya import ConfigError, InvalidDeviceIdError, TuyaError, TuyaFatalError
-from . import check, ignore, local, simulate, status
+from . import check, ignore, local, report, simulate, status
 from .common import ENVIRONMENT_HELP, EXIT_DEVICES_FAILED, EXIT_USAGE, Command, UsageError
 
 __all__ = ["build_parser", "main"]
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_parsers(commands)
     status.add_parsers(commands)
     ignore.add_parsers(commands)
+    report.add_parsers(commands)
     simulate.add_parsers(commands)
     return parser
 

@@ -2,7 +2,9 @@
 
 The demo needs no account, no network beyond loopback and no AWS: it starts the simulator
 in-process with a demo fleet, runs a first cycle (the silent baseline), publishes a
-firmware release in the simulator, and runs a second cycle that shows the notification.
+firmware release in the simulator, and runs a second cycle that shows the notification,
+a third through a bad moment and, once two plugs installed the release and one failed to,
+a fourth; then it writes the fleet report of what the four runs stored.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..tuya import TuyaClient, TuyaSettings
 from . import main as cli_main
 from .check import render_check_table
 from .common import environment
+from .report import local_fleet_report, write_report
 
 #: The variables that make credentials, each as one of its ways (the secret may be a file).
 CREDENTIALS = (("TUYA_ACCESS_ID",), ("TUYA_ACCESS_SECRET", "TUYA_ACCESS_SECRET_FILE"))
@@ -35,8 +38,13 @@ async def _cycle(settings: TuyaSettings, store: SqliteStore, out: TextIO) -> Run
         return await run_cycle(tuya, store, [ConsoleNotifier(out)])
 
 
-def run_demo(out: TextIO) -> int:
-    """Baseline, release, second cycle with its notification; all against the simulator."""
+#: Where ``make run`` writes the demo's fleet report (in the current directory).
+DEMO_REPORT = Path("fwwatch-report.html")
+
+
+def run_demo(out: TextIO, report_path: Path = DEMO_REPORT) -> int:
+    """Baseline, release, second cycle with its notification, a bad moment, installs and a
+    failure; then the fleet report, written to ``report_path``. All against the simulator."""
     from ..check import check_devices
     from ..simulator import SimulatedCloud, demo_fleet, running_simulator
 
@@ -44,6 +52,11 @@ def run_demo(out: TextIO) -> int:
     cloud = SimulatedCloud(fleet)
     cloud.faults.set_latency(0.02)
     plug = next(device for device in fleet.devices if device.channels[0].channel == 0)
+    plugs = [
+        device
+        for device in fleet.devices
+        if device.product_id == plug.product_id and device.error is None
+    ]
     with running_simulator(cloud) as simulator, tempfile.TemporaryDirectory() as folder:
         settings = TuyaSettings(
             access_id=simulator.access_id,
@@ -84,11 +97,32 @@ def run_demo(out: TextIO) -> int:
                     return render_check_table(await check_devices(tuya, ids))
 
             out.write(asyncio.run(check()))
+
+            installed, failed = plugs[:2], plugs[2:3]
+            for device in installed:
+                cloud.mark_installed(device.device_id)
+            for device in failed:
+                cloud.mark_failed(device.device_id)
+            out.write(
+                f"\n({' and '.join(d.name for d in installed)} install {version}; "
+                f"{' and '.join(d.name for d in failed)} fails to)\n\n"
+            )
+            out.write("$ fwwatch run            # fourth cycle: the installs and the failure\n")
+            report = asyncio.run(_cycle(settings, store, out))
+            out.write(report.summary_line() + "\n\n")
+
+            size = write_report(report_path, local_fleet_report(store))
     out.write(
-        "\nOne device of the demo fleet is offline on purpose: it is reported, never fatal.\n"
+        "One device of the demo fleet is offline on purpose: it is reported, never fatal.\n"
         "Next: `fwwatch simulate` serves this cloud on a port for your own experiments;\n"
         "with TUYA_ACCESS_ID, TUYA_ACCESS_SECRET and TUYA_REGION set (or in .env),\n"
-        "`make run` runs a cycle on your real fleet.\n"
+        "`make run` runs a cycle on your real fleet.\n\n"
+    )
+    out.write(
+        f"$ fwwatch report --out {report_path}    # the fleet report of the four runs\n"
+        f"Wrote {report_path} ({size // 1024} KB): the fleet's versions, the release's "
+        "adoption, the failed update and the offline device, in one page.\n"
+        f"Open {report_path.resolve().as_uri()}\n"
     )
     return 0
 

@@ -9,6 +9,7 @@ import logging
 import random
 import re
 import signal
+import sqlite3
 import sys
 import time
 from datetime import datetime
@@ -41,6 +42,7 @@ from .common import (
     environment,
     tuya_client,
 )
+from .report import local_fleet_report, write_report
 
 logger = logging.getLogger("fwwatch.cli")
 
@@ -96,7 +98,9 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "watch goes on; it stops only on a fatal configuration error (exit 2) or a signal. "
         "SIGINT or SIGTERM stops it cleanly: a cycle under way finishes the batch it is on, "
         "and the state stays consistent. Each cycle holds the state file's lock (see run); "
-        "between cycles, `status` and a one-off `run` can use the state.",
+        "between cycles, `status` and a one-off `run` can use the state. With --report, "
+        "the fleet report (see `fwwatch report`) is rewritten after each cycle, whole: a "
+        "browser or a web server reading it never sees half a file.",
         epilog=WATCH_EXIT_HELP + "\n\n" + ENVIRONMENT_HELP + "\n" + LOCAL_HELP,
         formatter_class=raw,
     )
@@ -114,6 +118,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         default=0.1,
         metavar="FRACTION",
         help="vary each wait by up to this fraction (default 0.1)",
+    )
+    watch.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="rewrite the fleet report (one HTML page) in FILE after each cycle",
     )
     watch.set_defaults(command_main=asynchronous(watch_command))
 
@@ -330,6 +340,8 @@ async def watch_command(args: argparse.Namespace, out: TextIO) -> int:
     """Cycles forever, ``--every`` apart (with jitter); stops cleanly on SIGINT/SIGTERM."""
     device_ids = read_device_ids(args.devices) if args.devices else None
     settings, local = _settings(args)
+    if args.report is not None and not args.report.parent.resolve().is_dir():
+        raise UsageError(f"--report {args.report}: no folder {args.report.parent} to write it in")
     heartbeat = local.heartbeat()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -354,6 +366,9 @@ async def watch_command(args: argparse.Namespace, out: TextIO) -> int:
                 _print_report(report, False, out)
                 status = EXIT_OK if report.ok else EXIT_DEVICES_FAILED
                 await _tell_heartbeat(heartbeat, report)
+            if args.report is not None:
+                # Even after a failed cycle: the report says what the state knows now.
+                _rewrite_report(args.report, local, out)
             if stop.is_set():
                 break
             try:
@@ -365,6 +380,18 @@ async def watch_command(args: argparse.Namespace, out: TextIO) -> int:
             loop.remove_signal_handler(signum)
     out.write("fwwatch watch: stopped.\n")
     return status
+
+
+def _rewrite_report(path: Path, local: LocalSettings, out: TextIO) -> None:
+    """Write the fleet report of the state as the cycle left it; a failure is one line, and
+    the watch goes on (the next cycle tries again)."""
+    try:
+        with SqliteStore(local.state) as store:
+            write_report(path, local_fleet_report(store))
+    except (OSError, sqlite3.Error) as exc:
+        cause = strip_controls(str(exc)) or type(exc).__name__
+        out.write(f"fwwatch watch: could not write the report {path} ({cause})\n")
+        out.flush()
 
 
 def _log_failed_cycle(exc: Exception, delay: float, out: TextIO) -> None:

@@ -3,7 +3,9 @@
 One SQLite file. Each batch of devices is stored in one transaction together with the
 events it produced (an outbox), so a run killed half-way loses nothing: the next run sends
 what was stored but not yet delivered, and never sends the same news twice. It also keeps
-what each MQTT broker was last given (``mqtt_retained``), so only what changed is published.
+what each MQTT broker was last given (``mqtt_retained``), so only what changed is published,
+and, at the end of each run, how many device channels were on and offered each version
+(``run_versions``): the fleet report's adoption over time.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import NEWS_DEDUPE_WINDOW, EventType, FirmwareEvent
+from ..fleet_report import VersionTally
 from ..homeassistant import Retained
 from ..ignored import IgnoredVersion, IgnoredVersions
 from ..state import ChannelKey, ChannelState, order_key
@@ -96,6 +99,20 @@ CREATE TABLE IF NOT EXISTS mqtt_retained (
     published_at TEXT NOT NULL,
     PRIMARY KEY (broker, topic)
 ) WITHOUT ROWID;
+-- At the end of each run, the device channels per product, channel and version: on it
+-- (installed) and offered it. A state file from before it starts this history with its
+-- next run; the channel states themselves keep only the latest of each device channel.
+CREATE TABLE IF NOT EXISTS run_versions (
+    run_id      TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    product_id  TEXT NOT NULL,
+    channel     INTEGER NOT NULL,
+    version     TEXT NOT NULL,
+    installed   INTEGER NOT NULL,
+    offered     INTEGER NOT NULL,
+    PRIMARY KEY (run_id, product_id, channel, version)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_versions_by_time ON run_versions (finished_at);
 """
 
 
@@ -125,7 +142,8 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
-        # Tables added since (ignored_version, held_news) come from SCHEMA's IF NOT EXISTS.
+        # Tables added since (ignored_version, held_news, mqtt_retained, run_versions) come
+        # from SCHEMA's IF NOT EXISTS.
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(channel_state)")}
         if "observed_us" not in columns:  # a state file from before states were ordered
             self._db.execute("ALTER TABLE channel_state ADD COLUMN observed_us INTEGER")
@@ -520,9 +538,57 @@ class SqliteStore:
             "INSERT INTO run (run_id, started_at) VALUES (?, ?)", (run_id, now.isoformat())
         )
 
-    def finish_run(self, run_id: str, report: dict[str, Any]) -> None:
-        """Record the end of a run with its report."""
-        self._db.execute(
-            "UPDATE run SET finished_at=?, report=? WHERE run_id=?",
-            (datetime.now(UTC).isoformat(), json.dumps(report), run_id),
+    def finish_run(
+        self, run_id: str, report: dict[str, Any], *, now: datetime | None = None
+    ) -> None:
+        """Record the end of a run (``now``, by default the present) with its report, and
+        the versions the fleet is on then (see :meth:`version_history`), in one
+        transaction."""
+        finished = (now or datetime.now(UTC)).isoformat()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE run SET finished_at=?, report=? WHERE run_id=?",
+                (finished, json.dumps(report), run_id),
+            )
+            # Device channels on a version, and offered one (a target other than the
+            # installed version), counted from the states as the run leaves them.
+            db.execute(
+                "INSERT OR REPLACE INTO run_versions (run_id, finished_at, product_id, "
+                "channel, version, installed, offered) "
+                "SELECT ?, ?, product_id, channel, version, sum(installed), sum(offered) FROM ("
+                "  SELECT coalesce(json_extract(item, '$.product_id'), '') AS product_id,"
+                "    channel, json_extract(item, '$.current_version') AS version,"
+                "    1 AS installed, 0 AS offered"
+                "  FROM channel_state WHERE channel >= 0"
+                "  UNION ALL"
+                "  SELECT coalesce(json_extract(item, '$.product_id'), ''), channel,"
+                "    json_extract(item, '$.target_version'), 0, 1"
+                "  FROM channel_state WHERE channel >= 0"
+                "    AND json_extract(item, '$.target_version') IS NOT NULL"
+                "    AND json_extract(item, '$.target_version') != ''"
+                "    AND json_extract(item, '$.target_version')"
+                "      IS NOT json_extract(item, '$.current_version')"
+                ") WHERE version IS NOT NULL AND version != '' "
+                "GROUP BY product_id, channel, version",
+                (run_id, finished),
+            )
+
+    def version_history(self) -> list[VersionTally]:
+        """Each finished run's device channels per product, channel and version, oldest
+        run first (runs from before the state kept this history are absent)."""
+        rows = self._db.execute(
+            "SELECT run_id, finished_at, product_id, channel, version, installed, offered "
+            "FROM run_versions ORDER BY finished_at, run_id, product_id, channel, version"
         )
+        return [
+            VersionTally(
+                run_id=run_id,
+                at=datetime.fromisoformat(finished_at),
+                product_id=product_id,
+                channel=channel,
+                version=version,
+                installed=installed,
+                offered=offered,
+            )
+            for run_id, finished_at, product_id, channel, version, installed, offered in rows
+        ]
