@@ -8,17 +8,21 @@ expands the template; tests/unit/test_iam_expansion.py reads the expanded stack.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fwwatch.aws.ledger_dynamodb import DynamoNewsLedger
+from fwwatch.aws.token_dynamodb import DynamoTokenStore
 from tests.aws import iam
 from tests.aws.iam import unscoped_grants
 from tests.aws.template import PSEUDO_PARAMETERS, Template, load_template, references
@@ -407,6 +411,66 @@ def test_each_function_may_use_what_its_event_sources_and_destinations_need(
         # And it may write its own logs
         group = properties["LoggingConfig"]["LogGroup"]["Ref"]
         assert {("logs:CreateLogStream", group), ("logs:PutLogEvents", group)} <= grants
+
+
+def leading_key_patterns(statement: Mapping[str, Any]) -> list[str]:
+    """The partition keys a statement is held to (``dynamodb:LeadingKeys``), or ``["*"]``."""
+    keys = statement.get("Condition", {}).get("ForAllValues:StringLike", {})
+    return [str(pattern) for pattern in as_list(keys.get("dynamodb:LeadingKeys", ["*"]))]
+
+
+def test_only_the_scheduler_and_the_checker_may_read_the_tuya_token(template: Template) -> None:
+    token_key = inspect.signature(DynamoTokenStore).parameters["key"].default
+    reads = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"}
+    readers = set()
+    for function in template.functions():
+        for _, statement in function_statements(template, function):
+            # Given each statement that reads the control table
+            if "ControlTable" not in statement_targets(template, statement):
+                continue
+            if not reads & set(as_list(statement["Action"])):
+                continue
+            # When the items it is held to are matched against the token's
+            patterns = leading_key_patterns(statement)
+            if any(fnmatchcase(token_key, pattern) for pattern in patterns):
+                readers.add(function)
+    # Then only the two functions that call Tuya may read the token's item
+    assert readers == {"SchedulerFunction", "CheckerFunction"}
+
+
+class RecordingDynamoDB:
+    """A DynamoDB client that records the keys it is asked for and finds nothing."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        for request in RequestItems.values():
+            self.keys += [key["pk"]["S"] for key in request["Keys"]]
+        return {"Responses": {}}
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        for requests in RequestItems.values():
+            self.keys += [r["PutRequest"]["Item"]["pk"]["S"] for r in requests]
+        return {}
+
+
+def test_the_digest_may_reach_every_item_its_ledger_uses(template: Template) -> None:
+    # Given the partition keys the digest's role is held to on the control table
+    (patterns,) = [
+        leading_key_patterns(statement)
+        for _, statement in function_statements(template, "DigestFunction")
+        if "ControlTable" in statement_targets(template, statement)
+    ]
+    # When the ledger reads and records news through a client that records its keys
+    client = RecordingDynamoDB()
+    ledger = DynamoNewsLedger(client, "control")
+    ledger.published(["update_available|keyjup78v54myhan|0|1.3.0|bf3a61c0e2d94f5b8a01c7"])
+    ledger.record(["update_available|keyjup78v54myhan|0|1.3.0|bf3a61c0e2d94f5b8a01c7"])
+    # Then every key it used is one the condition lets through, and the token's is not
+    assert len(client.keys) == 2
+    assert all(any(fnmatchcase(key, p) for p in patterns) for key in client.keys), client.keys
+    assert patterns != ["*"]
 
 
 def test_every_function_with_active_tracing_may_upload_traces(template: Template) -> None:
@@ -1010,7 +1074,8 @@ def test_the_layer_requirements_hold_only_runtime_dependencies_with_lower_bounds
     # When the package names are read
     names = {re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower() for line in requirements}
     # Then they are the runtime dependencies, each with a lower bound, and nothing the runtime
-    # brings (boto3) or only the CLI needs (aiohttp, pyyaml); Powertools with its Tracer
+    # brings (boto3) or only the CLI needs (aiohttp, pyyaml); Powertools without its tracer
+    # extra, which would bring the X-Ray SDK (end of life)
     assert names == {
         "httpx",
         "certifi",
@@ -1019,7 +1084,29 @@ def test_the_layer_requirements_hold_only_runtime_dependencies_with_lower_bounds
         "aws-lambda-powertools",
     }
     assert all(">=" in line for line in requirements)
-    assert any(line.startswith("aws-lambda-powertools[tracer]") for line in requirements)
+    assert not [line for line in requirements if "[" in line or "xray" in line.lower()]
+
+
+def test_no_function_imports_the_x_ray_sdk(template: Template) -> None:
+    # Given an interpreter where the X-Ray SDK cannot be imported, as in the layer
+    handlers = [
+        REPO / template.function_properties(function)["CodeUri"] / "app.py"
+        for function in template.functions()
+    ]
+    script = (
+        "import importlib.util, sys\n"
+        "sys.modules['aws_xray_sdk'] = None\n"
+        f"for path in {[str(h) for h in handlers]!r}:\n"
+        "    spec = importlib.util.spec_from_file_location('app', path)\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "shared"), "AWS_DEFAULT_REGION": "eu-central-1"}
+    # When every function's handler module is loaded / Then that works: none needs the SDK
+    completed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert handlers
+    assert completed.returncode == 0, completed.stderr
 
 
 def test_the_slack_function_imports_its_notifiers_without_what_only_the_cli_needs() -> None:
