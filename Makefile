@@ -9,6 +9,11 @@ TOOLS := .venv-tools
 TOOLS_BIN := $(TOOLS)/bin
 TOOLS_STAMP := $(TOOLS)/.installed
 TOOLS_REQUIREMENTS := 'aws-sam-cli>=1.170' 'cfn-lint>=1.58'
+# checkov pins a boto3 of its own too (another than SAM CLI's): a third venv.
+CHECKOV := .venv-checkov
+CHECKOV_BIN := $(CHECKOV)/bin
+CHECKOV_STAMP := $(CHECKOV)/.installed
+CHECKOV_REQUIREMENTS := 'checkov>=3.3.30'
 # The SAM commands below need a region but no credentials, and send no telemetry.
 AWS_OFFLINE := AWS_DEFAULT_REGION=eu-central-1 SAM_CLI_TELEMETRY=0
 
@@ -32,7 +37,13 @@ $(TOOLS_STAMP):
 	$(TOOLS_BIN)/python -m pip install -q $(TOOLS_REQUIREMENTS)
 	@touch $(TOOLS_STAMP)
 
-tools: $(TOOLS_STAMP) ## Create .venv-tools with SAM CLI and cfn-lint (quick when done)
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_BIN)/python || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV_BIN)/python -m pip install -q --upgrade pip
+	$(CHECKOV_BIN)/python -m pip install -q $(CHECKOV_REQUIREMENTS)
+	@touch $(CHECKOV_STAMP)
+
+tools: $(TOOLS_STAMP) $(CHECKOV_STAMP) ## Create .venv-tools (SAM CLI, cfn-lint) and .venv-checkov (quick when done)
 
 # The integration tests start a real Mosquitto broker (Debian puts it in /usr/sbin) and
 # open the fleet report in a real headless Chromium (Playwright drives the system's one).
@@ -44,10 +55,12 @@ debs: ## Install the Debian packages the tests need (mosquitto, chromium), when 
 	  if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
 	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; fi
 
-check: tools venv ## Validate and lint template.yaml, then sam build (no AWS account needed; cached)
+check: tools venv ## Validate, lint and scan template.yaml, then sam build (no AWS account needed; cached)
 	$(AWS_OFFLINE) $(TOOLS_BIN)/sam validate --lint
 	$(AWS_OFFLINE) $(TOOLS_BIN)/sam validate
 	$(TOOLS_BIN)/cfn-lint template.yaml
+	@# The skip list and each skip's reason: .checkov.yaml. Any other finding fails.
+	$(CHECKOV_BIN)/checkov --config-file .checkov.yaml
 	$(AWS_OFFLINE) LAYER_PYTHON=$(CURDIR)/$(BIN)/python $(TOOLS_BIN)/sam build --cached
 
 lint: venv ## ruff (lint + format check) and mypy
@@ -78,4 +91,4 @@ bench: venv ## Run every benchmark and rewrite bench/RESULTS.md (about 8 minutes
 	$(BIN)/python bench/run_all.py
 
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(TOOLS) $(CHECKOV) .mypy_cache .pytest_cache .ruff_cache .aws-sam

@@ -13,6 +13,12 @@ bytecode in both. ``-X importtime`` (one more interpreter per handler) says whic
 the time goes to. A "saving" is the time a module takes to import in a fresh interpreter
 after what the handler needs anyway was imported first: what it costs on top.
 
+Each handler's import is also given as a ratio to ``import boto3`` alone, measured in the same
+run (a yardstick that moves with the machine), beside the same handler as it was with
+Powertools' Tracer: the Tracer created first, as ``fwwatch.aws.observability`` did before
+the X-Ray SDK (end of life) was dropped. That "before" needs ``aws-xray-sdk`` importable; in
+a virtualenv without it, the ratios measured when it was dropped are shown, labelled so.
+
 Each handler's service module (the ``fwwatch.aws.<module>`` its app.py takes its ``...Service``
 from) is broken down into its module-level imports, read from its source in its order, each
 timed after the ones before it and alone. The children import this checkout's ``shared/``
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import json
 import os
 import statistics
@@ -78,9 +85,28 @@ BASE = [
 ]
 
 
+# What fwwatch.aws.observability did at import while it owned a Tracer: the "before".
+OLD_TRACER = "from aws_lambda_powertools import Tracer\nTracer(service='fwwatch')"
+
+# The "before" ratios (handler import with the Tracer / `import boto3`, with bytecode)
+# measured on 2026-12-01 when the Tracer and aws-xray-sdk were dropped (aws-xray-sdk 2.15.0,
+# Powertools 3.37.0; bench/RESULTS.md of that day), for a virtualenv that no longer has
+# aws-xray-sdk to measure them again.
+EARLIER_BEFORE_RATIO: dict[str, float | None] = {
+    "scheduler": 2.79,
+    "checker": 2.91,
+    "differ": 2.91,
+    "digest": 2.83,
+    "slack": 2.75,
+}
+
 HANDLER_HEADER = (
     "handler", "import ms", "without bytecode ms", "modules",
     "top 8 packages (self ms)", "app.py's own imports (cumulative ms)",
+)  # fmt: skip
+RATIO_HEADER = (
+    "handler", "import ms", "ratio to boto3", "with the Tracer (before), ms",
+    "ratio to boto3, before", "saved",
 )  # fmt: skip
 SUMMARY_HEADER = (
     "handler", "import ms", "without bytecode, ms",
@@ -137,16 +163,6 @@ SAVINGS = (
         "paid on the first invocation, on top of boto3",
         counted=False,
     ),
-    Saving(
-        "X-Ray SDK",
-        "X-Ray SDK, imported by Powertools' Tracer",
-        HANDLERS,
-        ("aws_lambda_powertools", "boto3"),
-        ("aws_xray_sdk.core",),
-        "created at import by the Tracer (its sampler builds a botocore X-Ray client); not a "
-        "lazy-import candidate while the Tracer is used",
-        counted=False,
-    ),
 )
 
 CHILD = r"""
@@ -174,6 +190,8 @@ for label, kind, target in cfg["steps"]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[label] = module
         spec.loader.exec_module(module)
+    elif kind == "exec":
+        exec(target, {})
     else:
         importlib.import_module(target)
     ms.append((time.perf_counter() - start) * 1000)
@@ -276,6 +294,54 @@ def median_ms(
         child(steps, preload=preload, no_bytecode=no_bytecode, env=env)[0] for _ in range(runs)
     ]
     return [statistics.median(column) for column in zip(*samples, strict=True)]
+
+
+def ratio_rows(rounds: int) -> tuple[float, list[list[object]]]:
+    """`import boto3` alone, and each handler's import after and before as ratios to it.
+
+    Measured in ``rounds``, each a fresh interpreter for boto3, the handler and the handler
+    with the Tracer one after another, so that a busy moment of the machine weighs on all
+    three; each ratio is the median of the rounds' ratios.
+    """
+    boto3_step = [("boto3", "module", "boto3")]
+    live = importlib.util.find_spec("aws_xray_sdk") is not None
+    yardsticks: list[float] = []
+    rows: list[list[object]] = []
+    for handler in HANDLERS:
+        env = lambda_env(handler)
+        after_steps = [handler_step(handler)]
+        before_steps = [("tracer", "exec", OLD_TRACER), handler_step(handler)]
+        child(boto3_step, env=env)  # warm the bytecode caches and the file system
+        if live:
+            child(before_steps, env=env)
+        measured: list[tuple[float, float, float | None]] = []
+        for _ in range(rounds):
+            boto3_ms = sum(child(boto3_step, env=env)[0])
+            after_ms = sum(child(after_steps, env=env)[0])
+            before_ms = sum(child(before_steps, env=env)[0]) if live else None
+            measured.append((boto3_ms, after_ms, before_ms))
+        yardsticks += [boto3_ms for boto3_ms, _, _ in measured]
+        after = statistics.median(a for _, a, _ in measured)
+        after_ratio = statistics.median(a / y for y, a, _ in measured)
+        cells: list[object]
+        if live:
+            before = statistics.median(b for _, _, b in measured if b is not None)
+            before_ratio = statistics.median(b / y for y, _, b in measured if b is not None)
+            log(f"{handler}: {after_ratio:.2f} x boto3, with the Tracer {before_ratio:.2f} x")
+            cells = [
+                f"{before:.0f}",
+                f"{before_ratio:.2f}",
+                f"{1 - after_ratio / before_ratio:.0%}",
+            ]
+        else:
+            earlier = EARLIER_BEFORE_RATIO[handler]
+            cells = [
+                "not measured (no aws-xray-sdk in this virtualenv)",
+                f"{earlier:.2f} (measured on 2026-12-01)" if earlier else "not measured",
+                f"{1 - after_ratio / earlier:.0%}" if earlier else "-",
+            ]
+        rows.append([handler, f"{after:.0f}", f"{after_ratio:.2f}", *cells])
+    return statistics.median(yardsticks), rows
 
 
 def importtime_entries(stderr: str) -> list[tuple[str, int, float, float]]:
@@ -438,9 +504,15 @@ def layer_section() -> list[str]:
         lines.append(f"Shipped but never imported by a function: {listed}.")
     if (root / "botocore").is_dir():
         lines.append(
-            "botocore (with jmespath, python-dateutil, urllib3) is in the layer because "
-            "aws-xray-sdk (the `tracer` extra) requires it; the runtime brings its own boto3 "
-            "and botocore."
+            "botocore (with jmespath, python-dateutil, urllib3) is in the layer although the "
+            "runtime brings its own boto3 and botocore: a dependency requires it (it was "
+            "aws-xray-sdk, through Powertools' `tracer` extra, no longer in "
+            "shared/requirements.txt); an old build, or a new dependency to look at."
+        )
+    else:
+        lines.append(
+            "No botocore in the layer: the functions use the runtime's boto3 and botocore "
+            "(aws-xray-sdk, which required them, is no longer a dependency)."
         )
     return lines
 
@@ -481,6 +553,10 @@ def main() -> None:
             f"`{name}` ({why})" for name, why in UNUSED[handler].items() if loaded(modules, name)
         ]
         check_rows.append([handler, ", ".join(bad) or "none", "; ".join(unused) or "none"])
+
+    # The headline figure: more rounds than the others, the machine's noise being what it is.
+    ratio_rounds = 2 * runs + 1
+    yardstick, ratios = ratio_rows(ratio_rounds)
 
     # Each handler's service module against its parts: each import in the module's order.
     part_rows: list[list[object]] = []
@@ -573,6 +649,14 @@ def main() -> None:
         "fraction of a vCPU at 256 MB in Lambda, so expect the real figures to be larger.",
         "",
         table(HANDLER_HEADER, handler_rows),
+        "Each handler's import as a ratio to `import boto3` alone in a fresh interpreter with "
+        f"the same environment ({yardstick:.0f} ms in this run), and as it was with Powertools' "
+        "Tracer, created first as `fwwatch.aws.observability` did before the X-Ray SDK was "
+        f"dropped; with bytecode, {ratio_rounds} rounds of the three interpreters one after "
+        "another, "
+        "the median of the rounds' ratios (so the import ms here differ from the table above):",
+        "",
+        table(RATIO_HEADER, ratios),
         "What must never be imported (CLI, simulator and their dependencies) and what is "
         "imported but never used:",
         "",

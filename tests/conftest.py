@@ -46,7 +46,6 @@ TEST_ENVIRONMENT = {
     "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
     "POWERTOOLS_SERVICE_NAME": "fwwatch",
     "POWERTOOLS_METRICS_NAMESPACE": "fwwatch",
-    "POWERTOOLS_TRACE_DISABLED": "1",
 }
 #: Removed for the session: they would point boto3 at a real account or endpoint.
 UNSET_ENVIRONMENT = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fwwatch.aws.checker import CheckerService
-from fwwatch.aws.observability import logger, metrics, tracer
+from fwwatch.aws.observability import logger, metrics
 from fwwatch.aws.settings import CheckerSettings
 
 _service: CheckerService | None = None
@@ -27,7 +27,6 @@ def service() -> CheckerService:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def handler(
     event: dict[str, Any], context: LambdaContext, checker: CheckerService | None = None
 ) -> PartialItemFailureResponse:

@@ -8,7 +8,7 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fwwatch.aws.differ import DifferService
-from fwwatch.aws.observability import logger, metrics, tracer
+from fwwatch.aws.observability import logger, metrics
 from fwwatch.aws.settings import DifferSettings
 
 _service: DifferService | None = None
@@ -26,7 +26,6 @@ def service() -> DifferService:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def handler(
     event: dict[str, Any], context: LambdaContext, differ: DifferService | None = None
 ) -> dict[str, list[dict[str, str]]]:

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fwwatch.aws.digest import DigestService
-from fwwatch.aws.observability import logger, metrics, tracer
+from fwwatch.aws.observability import logger, metrics
 from fwwatch.aws.settings import DigestSettings
 
 _service: DigestService | None = None
@@ -30,7 +30,6 @@ def service() -> DigestService:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def handler(
     event: dict[str, Any], context: LambdaContext, digest: DigestService | None = None
 ) -> PartialItemFailureResponse:

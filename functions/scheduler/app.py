@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fwwatch.aws.observability import logger, metrics, tracer
+from fwwatch.aws.observability import logger, metrics
 from fwwatch.aws.scheduler import SchedulerService
 from fwwatch.aws.settings import SchedulerSettings
 
@@ -26,7 +26,6 @@ def service() -> SchedulerService:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def handler(
     event: dict[str, Any], context: LambdaContext, scheduler: SchedulerService | None = None
 ) -> dict[str, Any]:

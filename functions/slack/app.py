@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fwwatch.aws.observability import logger, metrics, tracer
+from fwwatch.aws.observability import logger, metrics
 from fwwatch.aws.settings import SlackSettings
 from fwwatch.aws.slack import SlackService
 
@@ -23,7 +23,6 @@ def service() -> SlackService:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
 def handler(
     event: dict[str, Any], context: LambdaContext, slack: SlackService | None = None
 ) -> dict[str, int]:

@@ -8,11 +8,13 @@ Call inside ``moto.mock_aws()`` (the ``make_aws_stack`` fixture of tests/conftes
     stack.table_name("StateTable"); stack.queue_url("CheckQueue"); stack.topic_arn("OpsTopic")
     env = stack.function_env("CheckerFunction")     # {"STATE_TABLE": "fwwatch-test-...", ...}
 
-Created for real: the KMS key and alias, the DynamoDB tables (keys, stream, TTL, SSE, PITR),
-the SQS queues (every attribute, the redrive policy pointing at the real dead-letter queue),
-the SNS topics and subscriptions, queue and topic policies, and the secrets. Functions,
-layers, log groups and alarms are not (moto runs no Lambda without Docker): they get the
-physical names CloudFormation would give them, so ``!Ref`` and ``!GetAtt`` of them resolve.
+Created for real: the KMS key (its policy naming the real roles) and alias, the IAM roles
+and their policies, the DynamoDB tables (keys, stream, TTL, encryption with the stack's key,
+PITR), the SQS queues (every attribute, the key and the redrive policy pointing at the real
+dead-letter queue), the SNS topics and subscriptions, queue and topic policies, and the
+secrets. Functions, layers, log groups and alarms are not (moto runs no Lambda without
+Docker): they get the physical names CloudFormation would give them, so ``!Ref`` and
+``!GetAtt`` of them resolve.
 """
 
 from __future__ import annotations
@@ -290,7 +292,7 @@ def _name_without_creating(stack: Stack, logical_id: str) -> None:
 
 
 def _use_declared_name(stack: Stack, logical_id: str) -> None:
-    """A log group named in the template is known by that name (e.g. /aws/lambda/<function>)."""
+    """A log group named in the template is known by that name (/aws/lambda/<stack>/<name>)."""
     resource = stack.template.resources[logical_id]
     if resource["Type"] == "AWS::Logs::LogGroup" and "LogGroupName" in resource["Properties"]:
         name = str(stack.resolve(resource["Properties"]["LogGroupName"]))
@@ -318,6 +320,40 @@ def _make_alias(stack: Stack, logical_id: str, props: dict[str, Any]) -> tuple[s
     kms = stack.client("kms")
     kms.create_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
     return props["AliasName"], {}
+
+
+def _make_role(stack: Stack, logical_id: str, props: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    iam = stack.client("iam")
+    name = props.get("RoleName") or _physical_name(stack, logical_id, max_length=64)
+    role = iam.create_role(
+        RoleName=name,
+        Path=props.get("Path", "/"),
+        AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+        Description=props.get("Description", ""),
+    )["Role"]
+    for policy in props.get("Policies", []):
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName=policy["PolicyName"],
+            PolicyDocument=json.dumps(policy["PolicyDocument"]),
+        )
+    for arn in props.get("ManagedPolicyArns", []):
+        iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+    return name, {"Arn": role["Arn"], "RoleId": role["RoleId"]}
+
+
+def _make_policy(
+    stack: Stack, logical_id: str, props: dict[str, Any]
+) -> tuple[str, dict[str, str]]:
+    iam = stack.client("iam")
+    for role in props.get("Roles", []):
+        iam.put_role_policy(
+            RoleName=role,
+            PolicyName=props["PolicyName"],
+            PolicyDocument=json.dumps(props["PolicyDocument"]),
+        )
+    name = _physical_name(stack, logical_id)
+    return name, {"Id": name}
 
 
 def _make_table(stack: Stack, logical_id: str, props: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -478,6 +514,8 @@ def _make_topic_policy(
 _MAKERS: dict[str, Maker] = {
     "AWS::KMS::Key": _make_key,
     "AWS::KMS::Alias": _make_alias,
+    "AWS::IAM::Role": _make_role,
+    "AWS::IAM::Policy": _make_policy,
     "AWS::DynamoDB::Table": _make_table,
     "AWS::SQS::Queue": _make_queue,
     "AWS::SQS::QueuePolicy": _make_queue_policy,

@@ -66,6 +66,20 @@ def test_every_table_has_the_key_schema_and_billing_of_the_template(
         assert description["SSEDescription"]["Status"] == "ENABLED"
 
 
+def test_every_table_is_encrypted_with_the_stack_key(make_aws_stack: MakeAwsStack) -> None:
+    # Given a provisioned stack with every optional part
+    stack = full_stack(make_aws_stack)
+    key = stack.resources["EncryptionKey"]
+    for logical_id in load_template().of_type("AWS::DynamoDB::Table"):
+        # When the table's encryption is described
+        sse = stack.client("dynamodb").describe_table(TableName=stack.table_name(logical_id))[
+            "Table"
+        ]["SSEDescription"]
+        # Then it is the stack's key, not one AWS owns or manages for the whole account
+        assert sse["SSEType"] == "KMS", logical_id
+        assert sse["KMSMasterKeyArn"] in (key, stack.arn("EncryptionKey")), logical_id
+
+
 def test_the_control_table_expires_items_by_their_expires_at(make_aws_stack: MakeAwsStack) -> None:
     # Given a provisioned stack
     stack = make_aws_stack()
@@ -131,7 +145,7 @@ def test_the_check_queue_has_the_template_attributes(make_aws_stack: MakeAwsStac
     )["Attributes"]
     # Then they are the template's, the redrive policy naming the real dead-letter queue
     assert attributes["VisibilityTimeout"] == str(declared["VisibilityTimeout"])
-    assert attributes["SqsManagedSseEnabled"] == "true"
+    assert attributes["KmsMasterKeyId"] == stack.resources["EncryptionKey"]
     assert json.loads(attributes["RedrivePolicy"]) == {
         "deadLetterTargetArn": stack.arn("CheckDeadLetterQueue"),
         "maxReceiveCount": declared["RedrivePolicy"]["maxReceiveCount"],
@@ -171,6 +185,84 @@ def test_every_failure_queue_keeps_messages_for_fourteen_days(
         )["Attributes"]
         # Then it is fourteen days
         assert attributes["MessageRetentionPeriod"] == "1209600", logical_id
+
+
+def test_every_queue_is_encrypted_with_the_stack_key(make_aws_stack: MakeAwsStack) -> None:
+    # Given a provisioned stack with every optional part
+    stack = full_stack(make_aws_stack)
+    for logical_id in load_template().of_type("AWS::SQS::Queue"):
+        # When the queue's key is read
+        attributes = stack.client("sqs").get_queue_attributes(
+            QueueUrl=stack.queue_url(logical_id), AttributeNames=["KmsMasterKeyId"]
+        )["Attributes"]
+        # Then it is the stack's key
+        assert attributes.get("KmsMasterKeyId") == stack.resources["EncryptionKey"], logical_id
+
+
+# ------------------------------------------------------------------------------ the key and roles
+
+
+def key_policy(stack: Stack) -> dict[str, Any]:
+    kms = stack.client("kms")
+    policy = kms.get_key_policy(KeyId=stack.resources["EncryptionKey"], PolicyName="default")
+    document: dict[str, Any] = json.loads(policy["Policy"])
+    return document
+
+
+def test_the_stack_key_rotates_and_has_its_alias(make_aws_stack: MakeAwsStack) -> None:
+    # Given a provisioned stack / When the key's rotation and aliases are read
+    stack = make_aws_stack()
+    kms = stack.client("kms")
+    key = stack.resources["EncryptionKey"]
+    aliases = [alias["AliasName"] for alias in kms.list_aliases(KeyId=key)["Aliases"]]
+    # Then it rotates, and has the stack's alias
+    assert kms.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"] is True
+    assert aliases == [f"alias/fwwatch-{stack.name}"]
+
+
+def test_the_key_policy_names_the_real_role_of_every_function(make_aws_stack: MakeAwsStack) -> None:
+    # Given a provisioned stack with every optional part
+    stack = full_stack(make_aws_stack)
+    iam = stack.client("iam")
+    # When the roles the key policy names are read
+    named = {
+        principal
+        for statement in key_policy(stack)["Statement"]
+        for principal in as_list(statement["Principal"].get("AWS", []))
+        if ":role/" in principal
+    }
+    # Then they are the functions' roles and the schedule's, each a real role with its policy
+    functions = load_template().functions()
+    roles = {stack.resolve(stack.function_properties(f)["Role"]) for f in functions}
+    roles |= {
+        stack.resolve(event["Properties"]["RoleArn"])
+        for f in functions
+        for event in stack.function_properties(f).get("Events", {}).values()
+        if event["Type"] == "ScheduleV2"
+    }
+    assert named == roles
+    for arn in named:
+        name = arn.rsplit("/", 1)[1]
+        assert iam.get_role(RoleName=name)["Role"]["Arn"] == arn
+        assert iam.list_role_policies(RoleName=name)["PolicyNames"] != [], name
+
+
+def test_without_slack_the_key_policy_names_no_slack_role(make_aws_stack: MakeAwsStack) -> None:
+    # Given a stack without Slack / When the key policy's principals are read
+    stack = make_aws_stack()
+    principals = [
+        principal
+        for statement in key_policy(stack)["Statement"]
+        for principal in as_list(statement["Principal"].get("AWS", []))
+    ]
+    # Then none is a Slack role, and the others are all there
+    assert "SlackRole" not in stack.resources
+    assert [p for p in principals if "SlackRole" in p] == []
+    assert stack.get_att("CheckerRole", "Arn") in principals
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 # ------------------------------------------------------------------------------ topics
@@ -448,6 +540,8 @@ def test_the_schedule_dead_letters_to_the_real_queue(make_aws_stack: MakeAwsStac
     # Given a provisioned stack / When the schedule is resolved
     stack = make_aws_stack(parameters={"ScheduleTimezone": "Europe/Berlin"})
     event = stack.event_source("SchedulerFunction", "Schedule")["Properties"]
-    # Then failed invocations go to the real dead-letter queue, in the configured time zone
+    # Then failed invocations go to the real dead-letter queue, in the configured time zone,
+    # sent by the schedule's own role
     assert event["DeadLetterConfig"] == {"Arn": stack.arn("ScheduleDeadLetterQueue")}
+    assert event["RoleArn"] == stack.get_att("ScheduleRole", "Arn")
     assert event["ScheduleExpressionTimezone"] == "Europe/Berlin"

@@ -1,46 +1,34 @@
 """template.yaml, read statically: least privilege, encryption, no secrets, failure handling.
 
-What the IAM tests cover: every inline statement of the functions (and of any IAM resource
-added later) and every SAM policy template the functions use. The policy templates are held
-to a list of ones that expand to named actions on the single resource they are given (checked
-against aws-sam-translator 1.115's policy_templates.json; ``SQSSendMessagePolicy`` gives
-``sqs:SendMessage*``). Not covered, because SAM adds them outside ``Policies``: the AWS
-managed policies SAM attaches for the event sources and tracing
-(AWSLambdaBasicExecutionRole, AWSXrayWriteOnlyAccess, AWSLambdaSQSQueueExecutionRole and
-AWSLambdaDynamoDBExecutionRole, whose poller actions apply to any queue or stream), and the
-schedule's and destination's sqs:SendMessage that SAM scopes to the queue given.
+What the IAM tests cover: every identity statement of the template (the roles of the
+functions and of the schedule, and the policies attached to them), the key policy, and what
+each function is given against what its role may reach. SAM adds IAM of its own when it
+expands the template; tests/unit/test_iam_expansion.py reads the expanded stack.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fwwatch.aws.ledger_dynamodb import DynamoNewsLedger
+from fwwatch.aws.token_dynamodb import DynamoTokenStore
+from tests.aws import iam
+from tests.aws.iam import unscoped_grants
 from tests.aws.template import PSEUDO_PARAMETERS, Template, load_template, references
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: SAM policy templates that name actions on the one resource they are given, and the
-#: parameter that names it.
-SCOPED_POLICY_TEMPLATES = {
-    "DynamoDBReadPolicy": "TableName",
-    "DynamoDBWritePolicy": "TableName",
-    "DynamoDBCrudPolicy": "TableName",
-    "SQSSendMessagePolicy": "QueueName",
-    "SQSPollerPolicy": "QueueName",
-    "SNSPublishMessagePolicy": "TopicName",
-    "AWSSecretsManagerGetSecretValuePolicy": "SecretArn",
-    "KMSDecryptPolicy": "KeyId",
-    "KMSEncryptPolicy": "KeyId",
-}
 SECRET_SOUNDING = re.compile(
     r"secret|password|passwd|token|webhook|api_?key|access_?key|private", re.IGNORECASE
 )
@@ -71,30 +59,6 @@ def looks_like_a_secret(value: str) -> bool:
         and re.search(r"\d", value)
         and re.search(r"[A-Za-z]", value)
     )
-
-
-def function_policies(template: Template) -> list[tuple[str, Any]]:
-    """(function, entry of Policies) for every function."""
-    return [
-        (function, policy)
-        for function in template.functions()
-        for policy in as_list(template.function_properties(function).get("Policies", []))
-    ]
-
-
-def identity_statements(template: Template) -> list[tuple[str, dict[str, Any]]]:
-    """(owner, statement) of every identity policy written in the template."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    for function, policy in function_policies(template):
-        if isinstance(policy, Mapping) and "Statement" in policy:
-            found += [(function, statement) for statement in as_list(policy["Statement"])]
-    for name, resource in template.of_type("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy").items():
-        document = resource["Properties"]["PolicyDocument"]
-        found += [(name, statement) for statement in as_list(document["Statement"])]
-    for name, resource in template.of_type("AWS::IAM::Role").items():
-        for policy in resource["Properties"].get("Policies", []):
-            found += [(name, s) for s in as_list(policy["PolicyDocument"]["Statement"])]
-    return found
 
 
 def events_of_type(template: Template, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -202,6 +166,120 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def role_of(template: Template, function: str) -> str:
+    """The logical ID of the role a function runs as (``Role: !GetAtt X.Arn``)."""
+    role = template.function_properties(function).get("Role")
+    assert role is not None, f"{function} has no Role: SAM would make one with managed policies"
+    return get_att_target(role)
+
+
+def policies_of(template: Template, role: str) -> list[str]:
+    """The ``AWS::IAM::Policy`` resources attached to a role."""
+    return [
+        name
+        for name, policy in template.of_type("AWS::IAM::Policy").items()
+        if {"Ref": role} in as_list(policy["Properties"]["Roles"])
+    ]
+
+
+def role_statements(template: Template, role: str) -> list[tuple[str, dict[str, Any]]]:
+    """(owner, statement) of a role's inline policies and of the policies attached to it."""
+    return [
+        (owner, statement)
+        for owner, statement in iam.identity_statements(template.resources)
+        if owner == role or owner in policies_of(template, role)
+    ]
+
+
+def function_statements(template: Template, function: str) -> list[tuple[str, dict[str, Any]]]:
+    """(owner, statement) of every identity statement of the function's role."""
+    return role_statements(template, role_of(template, function))
+
+
+def identity_statements(template: Template) -> list[tuple[str, dict[str, Any]]]:
+    """(owner, statement) of every identity policy written in the template."""
+    return list(iam.identity_statements(template.resources))
+
+
+def statement_targets(template: Template, statement: Mapping[str, Any]) -> set[str]:
+    """What a statement's resources name: logical IDs, secret parameters, or ``*``."""
+    targets: set[str] = set()
+    for resource in as_list(statement.get("Resource", [])):
+        if resource == "*":
+            targets.add("*")
+            continue
+        named = set(references(resource)) & (set(template.resources) | set(template.parameters))
+        assert named, f"{resource!r} names nothing of the template"
+        targets |= named
+    return targets
+
+
+def granted(template: Template, role: str) -> set[tuple[str, str]]:
+    """(action, target) of every grant of a role: targets as :func:`statement_targets`."""
+    return {
+        (action, target)
+        for _, statement in role_statements(template, role)
+        if statement.get("Effect") == "Allow"
+        for action in as_list(statement["Action"])
+        for target in statement_targets(template, statement)
+    }
+
+
+def sends_to(template: Template, function: str) -> set[str]:
+    """The queues a function sends to: named in its environment, or its destinations."""
+    queues = set(template.of_type("AWS::SQS::Queue"))
+    properties = template.function_properties(function)
+    named = set(references(properties.get("Environment", {})))
+    destinations = [properties.get("EventInvokeConfig", {}).get("DestinationConfig", {})]
+    destinations += [
+        event.get("Properties", {}).get("DestinationConfig", {})
+        for event in properties.get("Events", {}).values()
+    ]
+    for config in destinations:
+        for outcome in config.values():
+            named |= set(references(outcome.get("Destination", {})))
+    return named & queues
+
+
+def given_to(template: Template, function: str) -> set[str]:
+    """What a function is given to reach: the resources and secret parameters its
+    environment names, the queues and streams it consumes, its destinations and log group.
+    (Its SNS and schedule events need nothing of its role: SNS invokes it under a resource
+    policy, the schedule under a role of its own.)"""
+    properties = template.function_properties(function)
+    named = set(references(properties.get("Environment", {})))
+    given = named & set(template.resources)
+    given |= {name for name in named if name.endswith("SecretName") and name in template.parameters}
+    for event in properties.get("Events", {}).values():
+        props = event.get("Properties", {})
+        if event["Type"] == "SQS":
+            given.add(get_att_target(props["Queue"]))
+        elif event["Type"] == "DynamoDB":
+            given.add(get_att_target(props["Stream"], "StreamArn"))
+    given |= sends_to(template, function)
+    given.add(properties["LoggingConfig"]["LogGroup"]["Ref"])
+    return given
+
+
+def key_statements(template: Template) -> list[dict[str, Any]]:
+    """The statements of every key policy of the template."""
+    return [
+        statement
+        for key in template.of_type("AWS::KMS::Key").values()
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+    ]
+
+
+#: The KMS actions that encrypt, decrypt or hand out keys (what reading a table takes).
+CRYPTOGRAPHIC_ACTIONS = (
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:ReEncrypt",
+    "kms:CreateGrant",
+)
+
+
 # ------------------------------------------------------------------------------ IAM
 
 
@@ -220,117 +298,291 @@ def test_no_identity_statement_grants_a_wildcard_action(template: Template) -> N
         (owner, action)
         for owner, statement in statements
         for action in as_list(statement.get("Action", []))
-        if action == "*" or str(action).endswith(":*")
+        if "*" in str(action)
     ]
-    # Then none is "*" or "service:*", and none grants by NotAction
+    # Then none has a wildcard, and none grants by NotAction
     assert wildcards == []
     assert [owner for owner, statement in statements if "NotAction" in statement] == []
 
 
-def test_no_identity_statement_applies_to_every_resource_without_a_condition(
+def test_no_identity_statement_applies_to_every_resource_but_the_listed_actions(
     template: Template,
 ) -> None:
-    # Given every inline identity statement
-    statements = identity_statements(template)
-    # When those on Resource "*" are picked out
-    unscoped = [
-        owner
-        for owner, statement in statements
-        if "*" in as_list(statement.get("Resource", [])) and not statement.get("Condition")
-    ]
-    # Then none is left unscoped by a condition
-    assert unscoped == []
+    # Given every identity statement of the template
+    # When the grants on every resource are picked out (tests/aws/iam.py lists the exceptions)
+    grants = unscoped_grants(template.resources)
+    # Then there are none beyond the actions IAM cannot scope
+    assert grants == []
 
 
-def test_functions_use_only_policy_templates_scoped_to_one_resource(template: Template) -> None:
-    # Given every entry of the functions' Policies
-    entries = function_policies(template)
-    # When the named policies (managed or SAM policy templates) are listed
-    named = [
-        (function, next(iter(policy)) if isinstance(policy, Mapping) else policy)
-        for function, policy in entries
-        if not (isinstance(policy, Mapping) and "Statement" in policy)
-    ]
-    # Then each is a policy template that names the one resource it applies to
-    assert named
-    assert [(f, name) for f, name in named if name not in SCOPED_POLICY_TEMPLATES] == []
+def test_every_function_has_a_role_of_its_own_and_no_sam_policies(template: Template) -> None:
+    # Given every function
+    roles = {function: role_of(template, function) for function in template.functions()}
+    for function, role in roles.items():
+        properties = template.function_properties(function)
+        # When its role is read / Then it is a role of the template, under the same condition
+        assert template.resource(role)["Type"] == "AWS::IAM::Role", function
+        assert template.resource(role).get("Condition") == template.resource(function).get(
+            "Condition"
+        ), function
+        # and SAM gets no Policies to turn into a role of its own
+        assert "Policies" not in properties, function
+    # And no two functions share a role
+    assert len(set(roles.values())) == len(roles)
 
 
-def test_every_policy_template_names_a_resource_of_the_template_or_a_secret_parameter(
+def test_every_function_role_may_be_assumed_by_lambda_only(template: Template) -> None:
+    for function in template.functions():
+        # Given the trust policy of the function's role
+        trust = template.properties(role_of(template, function))["AssumeRolePolicyDocument"]
+        # When its principals are read / Then Lambda is the only one
+        assert [s["Principal"] for s in as_list(trust["Statement"])] == [
+            {"Service": "lambda.amazonaws.com"}
+        ], function
+
+
+def test_every_schedule_has_a_role_that_only_the_accounts_scheduler_assumes(
     template: Template,
 ) -> None:
-    # Given the policy templates of the functions
-    scopes = [
-        (function, name, arguments[SCOPED_POLICY_TEMPLATES[name]])
-        for function, policy in function_policies(template)
-        if isinstance(policy, Mapping) and "Statement" not in policy
-        for name, arguments in policy.items()
-    ]
-    # When each scope is traced to what it names
-    stray = []
-    for function, name, scope in scopes:
-        if isinstance(scope, Mapping) and "Fn::Sub" in scope:
-            found = SECRET_SECRETS_MANAGER_ARN.fullmatch(str(scope["Fn::Sub"]))
-            if found is None or found["parameter"] not in template.parameters:
-                stray.append((function, name, scope))
-        elif not (set(references(scope)) and set(references(scope)) <= set(template.resources)):
-            stray.append((function, name, scope))
-    # Then every one is a resource of this template, or one secret named by a parameter
-    assert scopes
-    assert stray == []
-
-
-def test_a_function_that_publishes_to_an_encrypted_topic_may_use_its_key(
-    template: Template,
-) -> None:
-    # Given the functions that publish to a topic encrypted with a key of the template
-    publishers = [
-        (function, get_att_target(arguments["TopicName"], "TopicName"))
-        for function, policy in function_policies(template)
-        if isinstance(policy, Mapping) and "SNSPublishMessagePolicy" in policy
-        for arguments in [policy["SNSPublishMessagePolicy"]]
-    ]
-    assert publishers
-    for function, topic in publishers:
-        key = template.properties(topic)["KmsMasterKeyId"]["Ref"]
-        # When the function's statements on that key are gathered
-        granted = {
-            action
-            for owner, statement in identity_statements(template)
-            if owner == function and statement.get("Resource") == {"Fn::GetAtt": [key, "Arn"]}
-            for action in as_list(statement["Action"])
+    schedules = events_of_type(template, "ScheduleV2")
+    assert schedules
+    for function, _, props in schedules:
+        # Given the schedule's role (else SAM would make one, outside the key policy)
+        role = get_att_target(props["RoleArn"])
+        trust = template.properties(role)["AssumeRolePolicyDocument"]
+        (statement,) = as_list(trust["Statement"])
+        # When its trust policy is read / Then only EventBridge Scheduler of this account
+        assert statement["Principal"] == {"Service": "scheduler.amazonaws.com"}
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
         }
-        # Then it may generate data keys and decrypt with it, as SNS requires
-        assert {"kms:GenerateDataKey", "kms:Decrypt"} <= granted, function
+        # and it may invoke this function and send to the schedule's dead-letter queue only
+        assert granted(template, role) == {
+            ("lambda:InvokeFunction", function),
+            ("sqs:SendMessage", get_att_target(props["DeadLetterConfig"]["Arn"])),
+        }
 
 
-def test_the_key_policy_gives_wildcard_actions_to_the_account_root_only(
+def test_every_function_waits_for_the_policy_of_its_role(template: Template) -> None:
+    for function, resource in template.functions().items():
+        # Given the policies attached to the function's role
+        policies = policies_of(template, role_of(template, function))
+        # When the function's dependencies are read
+        depends = set(as_list(resource.get("DependsOn", [])))
+        # Then it is created after them: its event source mapping checks the role's grants
+        assert policies, function
+        assert set(policies) <= depends, function
+
+
+def test_each_function_may_reach_exactly_what_it_is_given(template: Template) -> None:
+    for function in template.functions():
+        # Given what the function is given: the resources and secrets its environment names,
+        # its event sources, destinations and log group
+        given = given_to(template, function)
+        # When the resources its role's statements name are gathered
+        reached = {target for _, target in granted(template, role_of(template, function))}
+        # Then they are the same: nothing it is given is out of reach, nothing else is in it
+        assert reached - {"*"} == given, function
+
+
+def test_each_function_may_use_what_its_event_sources_and_destinations_need(
     template: Template,
 ) -> None:
-    # Given the statements of every key policy
+    needs: dict[str, set[str]] = {
+        "SQS": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+        "DynamoDB": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},
+    }
+    for function in template.functions():
+        grants = granted(template, role_of(template, function))
+        properties = template.function_properties(function)
+        for event in properties.get("Events", {}).values():
+            props = event.get("Properties", {})
+            # Given each queue or stream it consumes / Then the poller may read it
+            if event["Type"] == "SQS":
+                queue = get_att_target(props["Queue"])
+                assert {(a, queue) for a in needs["SQS"]} <= grants, function
+            if event["Type"] == "DynamoDB":
+                table = get_att_target(props["Stream"], "StreamArn")
+                assert {(a, table) for a in needs["DynamoDB"]} <= grants, function
+                assert ("dynamodb:ListStreams", "*") in grants, function
+        # And every queue it sends failures to, or its environment names, may be sent to
+        for queue in sends_to(template, function):
+            assert ("sqs:SendMessage", queue) in grants, (function, queue)
+        # And it may write its own logs
+        group = properties["LoggingConfig"]["LogGroup"]["Ref"]
+        assert {("logs:CreateLogStream", group), ("logs:PutLogEvents", group)} <= grants
+
+
+def leading_key_patterns(statement: Mapping[str, Any]) -> list[str]:
+    """The partition keys a statement is held to (``dynamodb:LeadingKeys``), or ``["*"]``."""
+    keys = statement.get("Condition", {}).get("ForAllValues:StringLike", {})
+    return [str(pattern) for pattern in as_list(keys.get("dynamodb:LeadingKeys", ["*"]))]
+
+
+def test_only_the_scheduler_and_the_checker_may_read_the_tuya_token(template: Template) -> None:
+    token_key = inspect.signature(DynamoTokenStore).parameters["key"].default
+    reads = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"}
+    readers = set()
+    for function in template.functions():
+        for _, statement in function_statements(template, function):
+            # Given each statement that reads the control table
+            if "ControlTable" not in statement_targets(template, statement):
+                continue
+            if not reads & set(as_list(statement["Action"])):
+                continue
+            # When the items it is held to are matched against the token's
+            patterns = leading_key_patterns(statement)
+            if any(fnmatchcase(token_key, pattern) for pattern in patterns):
+                readers.add(function)
+    # Then only the two functions that call Tuya may read the token's item
+    assert readers == {"SchedulerFunction", "CheckerFunction"}
+
+
+class RecordingDynamoDB:
+    """A DynamoDB client that records the keys it is asked for and finds nothing."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        for request in RequestItems.values():
+            self.keys += [key["pk"]["S"] for key in request["Keys"]]
+        return {"Responses": {}}
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        for requests in RequestItems.values():
+            self.keys += [r["PutRequest"]["Item"]["pk"]["S"] for r in requests]
+        return {}
+
+
+def test_the_digest_may_reach_every_item_its_ledger_uses(template: Template) -> None:
+    # Given the partition keys the digest's role is held to on the control table
+    (patterns,) = [
+        leading_key_patterns(statement)
+        for _, statement in function_statements(template, "DigestFunction")
+        if "ControlTable" in statement_targets(template, statement)
+    ]
+    # When the ledger reads and records news through a client that records its keys
+    client = RecordingDynamoDB()
+    ledger = DynamoNewsLedger(client, "control")
+    ledger.published(["update_available|keyjup78v54myhan|0|1.3.0|bf3a61c0e2d94f5b8a01c7"])
+    ledger.record(["update_available|keyjup78v54myhan|0|1.3.0|bf3a61c0e2d94f5b8a01c7"])
+    # Then every key it used is one the condition lets through, and the token's is not
+    assert len(client.keys) == 2
+    assert all(any(fnmatchcase(key, p) for p in patterns) for key in client.keys), client.keys
+    assert patterns != ["*"]
+
+
+def test_every_function_with_active_tracing_may_upload_traces(template: Template) -> None:
+    # Given the functions' tracing / Then they are traced by Lambda, and may upload traces
+    assert template.function_globals["Tracing"] == "Active"
+    for function in template.functions():
+        grants = granted(template, role_of(template, function))
+        assert {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")} <= grants
+
+
+def test_every_secret_a_function_reads_is_one_named_by_a_parameter(template: Template) -> None:
+    for function in template.functions():
+        # Given the secrets its role may read
+        secrets = [
+            statement["Resource"]
+            for _, statement in function_statements(template, function)
+            if "secretsmanager:GetSecretValue" in as_list(statement["Action"])
+        ]
+        for secret in secrets:
+            # When each is matched against a secret ARN named by a parameter
+            found = SECRET_SECRETS_MANAGER_ARN.fullmatch(str(secret.get("Fn::Sub")))
+            # Then it is exactly that secret (its six random characters, no wider pattern)
+            assert found is not None, (function, secret)
+            assert found["parameter"] in template.parameters
+
+
+def test_the_key_policy_grants_no_wildcard_action(template: Template) -> None:
+    # Given the statements of every key policy / When wildcard actions are picked out
+    wildcards = [
+        (statement["Sid"], action)
+        for statement in key_statements(template)
+        for action in as_list(statement["Action"])
+        if "*" in action
+    ]
+    # Then there are none: each statement names what it allows
+    assert wildcards == []
+
+
+def test_the_account_administers_the_key_without_using_it(template: Template) -> None:
+    # Given the key policy's statements for the account itself, without conditions
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    unconditional = [
+        action
+        for statement in key_statements(template)
+        if statement["Principal"] == root and not statement.get("Condition")
+        for action in as_list(statement["Action"])
+    ]
+    # When the cryptographic actions among them are picked out
+    crypto = [a for a in unconditional if a.startswith(CRYPTOGRAPHIC_ACTIONS)]
+    # Then there are none: administering the key (policy, rotation, deletion) is not reading
+    assert unconditional
+    assert crypto == []
+
+
+def test_the_account_uses_the_key_only_through_dynamodb_and_sqs(template: Template) -> None:
+    # Given the key policy's statements for the account that allow cryptographic actions
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
     statements = [
         statement
-        for key in template.of_type("AWS::KMS::Key").values()
-        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        for statement in key_statements(template)
+        if statement["Principal"] == root
+        and any(a.startswith(CRYPTOGRAPHIC_ACTIONS) for a in as_list(statement["Action"]))
     ]
-    # When the statements with a wildcard action are picked out
-    wildcard_principals = [
-        statement["Principal"]
-        for statement in statements
-        if any(a == "*" or a.endswith(":*") for a in as_list(statement["Action"]))
+    # When their conditions are read
+    (condition,) = [statement["Condition"]["StringEquals"] for statement in statements]
+    # Then only calls DynamoDB or SQS make for this account pass: a principal of the account
+    # can read a token only through DynamoDB, and only with kms:Decrypt in its IAM policy too
+    assert condition["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
+    assert condition["kms:ViaService"] == [
+        {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"},
+        {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"},
     ]
-    # Then only the account itself administers the key
-    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
-    assert wildcard_principals == [root]
+
+
+def test_the_key_policy_names_every_role_of_the_stack(template: Template) -> None:
+    # Given the roles the key policy lets use the key, and the condition they use it under
+    (statement,) = [
+        s
+        for s in key_statements(template)
+        if "AWS" in s["Principal"] and s["Sid"].startswith("TheStacksRoles")
+    ]
+    named = {get_att_target(p) for p in as_list(statement["Principal"]["AWS"]) if "Fn::If" not in p}
+    named |= {
+        get_att_target(p["Fn::If"][1])
+        for p in as_list(statement["Principal"]["AWS"])
+        if "Fn::If" in p
+    }
+    # When they are set against the roles of the template / Then every role is named
+    assert named == set(template.of_type("AWS::IAM::Role"))
+    # and a conditional role under its own condition
+    for principal in as_list(statement["Principal"]["AWS"]):
+        if "Fn::If" in principal:
+            condition, role = principal["Fn::If"][0], get_att_target(principal["Fn::If"][1])
+            assert template.resource(role)["Condition"] == condition
+            assert principal["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    # And they may use it only through the services of the stack's tables, queues and topics
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "kms:ViaService": [
+                {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"},
+                {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"},
+                {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"},
+            ]
+        }
+    }
+    assert {"kms:Decrypt", "kms:GenerateDataKey"} <= set(statement["Action"])
 
 
 def test_every_service_in_the_key_policy_is_scoped_by_a_condition(template: Template) -> None:
     # Given the key policy statements for AWS services
     services = [
-        statement
-        for key in template.of_type("AWS::KMS::Key").values()
-        for statement in key["Properties"]["KeyPolicy"]["Statement"]
-        if "Service" in statement["Principal"]
+        statement for statement in key_statements(template) if "Service" in statement["Principal"]
     ]
     # When those without a condition are picked out
     unscoped = [statement["Sid"] for statement in services if not statement.get("Condition")]
@@ -343,8 +595,7 @@ def test_logs_may_use_the_key_only_for_log_groups_of_this_account(template: Temp
     # Given the statement for CloudWatch Logs
     (statement,) = [
         statement
-        for key in template.of_type("AWS::KMS::Key").values()
-        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        for statement in key_statements(template)
         if statement["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
     ]
     # When its condition is read
@@ -358,19 +609,20 @@ def test_logs_may_use_the_key_only_for_log_groups_of_this_account(template: Temp
 # ------------------------------------------------------------------------------ encryption
 
 
-def test_every_queue_is_encrypted_at_rest(template: Template) -> None:
-    # Given every queue
-    queues = template.of_type("AWS::SQS::Queue")
-    # When those without server-side encryption are picked out
-    plain = [
-        name
-        for name, queue in queues.items()
-        if queue["Properties"].get("SqsManagedSseEnabled") is not True
-        and "KmsMasterKeyId" not in queue["Properties"]
-    ]
-    # Then there are none
-    assert queues
-    assert plain == []
+def test_every_queue_is_encrypted_with_the_stack_key(template: Template) -> None:
+    # Given every queue / When its key is read
+    keys = {
+        name: queue["Properties"].get("KmsMasterKeyId")
+        for name, queue in template.of_type("AWS::SQS::Queue").items()
+    }
+    # Then it is the stack's key (the check messages and dead letters name devices and errors)
+    assert keys
+    assert {name: key for name, key in keys.items() if key != {"Ref": "EncryptionKey"}} == {}
+    assert [
+        n
+        for n, q in template.of_type("AWS::SQS::Queue").items()
+        if "SqsManagedSseEnabled" in q["Properties"]
+    ] == []
 
 
 def test_every_topic_is_encrypted_with_a_key_of_the_template(template: Template) -> None:
@@ -384,20 +636,22 @@ def test_every_topic_is_encrypted_with_a_key_of_the_template(template: Template)
     assert all(key == {"Ref": "EncryptionKey"} for key in keys.values()), keys
 
 
-def test_every_table_is_encrypted_and_recoverable(template: Template) -> None:
-    # Given every table
-    tables = template.of_type("AWS::DynamoDB::Table").values()
-    # When its encryption and point-in-time recovery are read
-    settings = [
-        (
-            table["Properties"]["SSESpecification"]["SSEEnabled"],
-            table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
-        )
-        for table in tables
-    ]
-    # Then both are on everywhere
-    assert settings
-    assert set(settings) == {(True, True)}
+def test_every_table_is_encrypted_with_the_stack_key_and_recoverable(template: Template) -> None:
+    # Given every table (the control table holds the Tuya token)
+    tables = template.of_type("AWS::DynamoDB::Table")
+    for name, table in tables.items():
+        # When its encryption and point-in-time recovery are read
+        sse = table["Properties"]["SSESpecification"]
+        pitr = table["Properties"]["PointInTimeRecoverySpecification"]
+        # Then it is the stack's key, not the AWS owned or managed one that any principal with
+        # dynamodb:GetItem reads through, and it can be restored
+        assert sse == {
+            "SSEEnabled": True,
+            "SSEType": "KMS",
+            "KMSMasterKeyId": {"Ref": "EncryptionKey"},
+        }, name
+        assert pitr == {"PointInTimeRecoveryEnabled": True}, name
+    assert tables
 
 
 def test_every_log_group_is_encrypted_with_the_stack_key(template: Template) -> None:
@@ -411,24 +665,50 @@ def test_every_log_group_is_encrypted_with_the_stack_key(template: Template) -> 
     assert all(key == {"Fn::GetAtt": ["EncryptionKey", "Arn"]} for key in keys)
 
 
-def test_the_stack_key_rotates(template: Template) -> None:
-    # Given the stack's key / When its rotation is read / Then it rotates
+def test_the_stack_key_rotates_and_has_an_alias(template: Template) -> None:
+    # Given the stack's key / When its rotation and aliases are read
+    aliases = [a["Properties"] for a in template.of_type("AWS::KMS::Alias").values()]
+    # Then it rotates, and has the stack's alias
     assert template.properties("EncryptionKey")["EnableKeyRotation"] is True
+    assert aliases == [
+        {
+            "AliasName": {"Fn::Sub": "alias/fwwatch-${AWS::StackName}"},
+            "TargetKeyId": {"Ref": "EncryptionKey"},
+        }
+    ]
+
+
+def test_the_key_outlives_the_stack_with_every_table_it_keeps(template: Template) -> None:
+    # Given the tables the stack keeps when it is deleted
+    kept = [
+        name
+        for name, table in template.of_type("AWS::DynamoDB::Table").items()
+        if table.get("DeletionPolicy") == "Retain"
+    ]
+    key = template.resource("EncryptionKey")
+    # When the key's own policies are read / Then it is kept too: a table without its key is
+    # unreadable once the key's deletion completes
+    assert kept == ["StateTable"]
+    assert (key.get("DeletionPolicy"), key.get("UpdateReplacePolicy")) == ("Retain", "Retain")
 
 
 def test_every_function_has_its_own_log_group_with_bounded_retention(template: Template) -> None:
-    # Given the log groups, by the function they are named after
-    groups = {
-        group["Properties"]["LogGroupName"]["Fn::Sub"]: group
-        for group in template.of_type("AWS::Logs::LogGroup").values()
-    }
+    groups = template.of_type("AWS::Logs::LogGroup")
+    used = []
     for function, resource in template.functions().items():
-        # When the function's group is looked up
-        group = groups.get(f"/aws/lambda/${{{function}}}")
-        # Then it exists under the same condition, and keeps logs for a bounded time
-        assert group is not None, f"{function} has no explicit log group"
-        assert group.get("Condition") == resource.get("Condition"), function
-        assert 1 <= group["Properties"]["RetentionInDays"] <= 365
+        # Given the log group the function logs to
+        group = template.function_properties(function)["LoggingConfig"]["LogGroup"]["Ref"]
+        used.append(group)
+        # When it is looked up / Then it exists under the same condition, keeps logs for a
+        # bounded time, and is named after the stack and the function
+        assert groups[group].get("Condition") == resource.get("Condition"), function
+        assert 1 <= groups[group]["Properties"]["RetentionInDays"] <= 365
+        name = groups[group]["Properties"]["LogGroupName"]["Fn::Sub"]
+        assert (
+            name == f"/aws/lambda/${{AWS::StackName}}/{function.removesuffix('Function').lower()}"
+        )
+    # And no two functions share one
+    assert sorted(used) == sorted(set(used))
 
 
 # ------------------------------------------------------------------------------ secrets
@@ -794,7 +1074,8 @@ def test_the_layer_requirements_hold_only_runtime_dependencies_with_lower_bounds
     # When the package names are read
     names = {re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower() for line in requirements}
     # Then they are the runtime dependencies, each with a lower bound, and nothing the runtime
-    # brings (boto3) or only the CLI needs (aiohttp, pyyaml); Powertools with its Tracer
+    # brings (boto3) or only the CLI needs (aiohttp, pyyaml); Powertools without its tracer
+    # extra, which would bring the X-Ray SDK (end of life)
     assert names == {
         "httpx",
         "certifi",
@@ -803,7 +1084,29 @@ def test_the_layer_requirements_hold_only_runtime_dependencies_with_lower_bounds
         "aws-lambda-powertools",
     }
     assert all(">=" in line for line in requirements)
-    assert any(line.startswith("aws-lambda-powertools[tracer]") for line in requirements)
+    assert not [line for line in requirements if "[" in line or "xray" in line.lower()]
+
+
+def test_no_function_imports_the_x_ray_sdk(template: Template) -> None:
+    # Given an interpreter where the X-Ray SDK cannot be imported, as in the layer
+    handlers = [
+        REPO / template.function_properties(function)["CodeUri"] / "app.py"
+        for function in template.functions()
+    ]
+    script = (
+        "import importlib.util, sys\n"
+        "sys.modules['aws_xray_sdk'] = None\n"
+        f"for path in {[str(h) for h in handlers]!r}:\n"
+        "    spec = importlib.util.spec_from_file_location('app', path)\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "shared"), "AWS_DEFAULT_REGION": "eu-central-1"}
+    # When every function's handler module is loaded / Then that works: none needs the SDK
+    completed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert handlers
+    assert completed.returncode == 0, completed.stderr
 
 
 def test_the_slack_function_imports_its_notifiers_without_what_only_the_cli_needs() -> None:
@@ -844,37 +1147,31 @@ def test_the_layer_is_built_for_the_functions_runtime_and_architecture(template:
 
 
 def actions_on(template: Template, function: str, resource: str) -> set[str]:
-    """The actions a function's inline statements grant on ``!GetAtt resource.Arn``."""
+    """The actions a function's role grants on one resource of the template."""
     return {
         action
-        for owner, statement in identity_statements(template)
-        if owner == function and statement.get("Resource") == {"Fn::GetAtt": [resource, "Arn"]}
-        for action in as_list(statement["Action"])
+        for action, target in granted(template, role_of(template, function))
+        if target == resource
     }
 
 
-def policy_targets(template: Template, function: str, policy_template: str) -> set[str]:
-    """The resources a function's SAM policy templates of one kind name."""
+def may(template: Template, function: str, action: str) -> set[str]:
+    """The resources of the template a function's role may apply ``action`` to."""
     return {
-        next(iter(references(arguments)))
-        for owner, policy in function_policies(template)
-        if owner == function and isinstance(policy, Mapping) and policy_template in policy
-        for arguments in [policy[policy_template]]
+        target
+        for granted_action, target in granted(template, role_of(template, function))
+        if granted_action == action
     }
 
 
 def test_only_the_digest_publishes_notifications(template: Template) -> None:
     # Given the functions that may publish to a topic
     publishers = {
-        function
-        for function in template.functions()
-        if policy_targets(template, function, "SNSPublishMessagePolicy")
+        function for function in template.functions() if may(template, function, "sns:Publish")
     }
     # Then the digest is the one: the differ keeps news, it no longer publishes it
     assert publishers == {"DigestFunction"}
-    assert policy_targets(template, "DigestFunction", "SNSPublishMessagePolicy") == {
-        "NotificationTopic"
-    }
+    assert may(template, "DigestFunction", "sns:Publish") == {"NotificationTopic"}
 
 
 def test_each_function_has_only_the_run_table_actions_its_part_needs(template: Template) -> None:
@@ -907,7 +1204,7 @@ def test_digest_requests_are_sent_by_the_checker_the_differ_and_the_digest_only(
     senders = {
         function
         for function in template.functions()
-        if "DigestQueue" in policy_targets(template, function, "SQSSendMessagePolicy")
+        if "DigestQueue" in may(template, function, "sqs:SendMessage")
     }
     # Then they are the checker (completion), the differ (deadline, late news) and the
     # digest (a request that came early, or while another digest ran)
