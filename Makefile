@@ -79,7 +79,7 @@ fmt: venv ## Format and auto-fix
 TEST_WORKERS ?= 4
 
 test: debs lint check ## Lint, check the template, then the whole test suite
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
 unit: venv ## Unit tests only (no network)
 	$(BIN)/pytest tests/unit

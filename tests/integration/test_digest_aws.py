@@ -108,8 +108,8 @@ def state_items(pipeline: Pipeline) -> list[str]:
 def test_two_releases_over_3000_devices_make_one_message_and_one_slack_post_each(
     world: Make,
 ) -> None:
-    # Given 3,000 devices of four products (100 IDs per check message: 30 messages, three
-    # checker invocations), already seen once (a silent baseline, whose records are skipped)
+    # Given 3,000 devices of four products (100 IDs per check message: 30 messages, at least
+    # four checker invocations), already seen once (a silent baseline, whose records are skipped)
     generated = generate_fleet(3000, seed=5)
     # (one channel a device: the stack's work per device is the same, moto's is a third)
     fleet = generated.model_copy(
@@ -146,7 +146,9 @@ def test_two_releases_over_3000_devices_make_one_message_and_one_slack_post_each
     envelopes = pipeline.notifications()
     # Then the run spanned dozens of messages and stream batches, and made one SNS message
     # per release, each naming its full device count and every device
-    assert (scheduled["messages"], len(checks)) == (30, 4)
+    # (35 messages, 10 an invocation: 4 invocations or more, as SQS hands them out)
+    assert scheduled["messages"] == 30
+    assert len(checks) >= 4
     assert len(differ_batches) >= 15
     assert Counter(release_of(e)[1] for e in envelopes) == {
         plug.product_id: 1,
