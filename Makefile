@@ -48,12 +48,10 @@ tools: $(TOOLS_STAMP) $(CHECKOV_STAMP) ## Create .venv-tools (SAM CLI, cfn-lint)
 # The integration tests start a real Mosquitto broker (Debian puts it in /usr/sbin) and
 # open the fleet report in a real headless Chromium (Playwright drives the system's one).
 debs: ## Install the Debian packages the tests need (mosquitto, chromium), when missing
-	@missing=; export PATH="$$PATH:/usr/sbin:/usr/local/sbin"; \
-	command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
-	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; fi
+	@export PATH="$$PATH:/usr/sbin:/usr/local/sbin"; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
+	command -v mosquitto >/dev/null || { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq mosquitto; } || exit 1; \
+	command -v chromium >/dev/null || { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; } || exit 1
 
 check: tools venv ## Validate, lint and scan template.yaml, then sam build (no AWS account needed; cached)
 	$(AWS_OFFLINE) $(TOOLS_BIN)/sam validate --lint
@@ -81,7 +79,7 @@ TEST_WORKERS ?= 4
 test: debs lint check ## Lint, check the template, then the whole test suite
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
-unit: venv ## Unit tests only (no network)
+unit: venv tools ## Unit tests only (no network; the IAM expansion runs SAM's translator from .venv-tools)
 	$(BIN)/pytest tests/unit
 
 run: venv ## A cycle on your fleet (with Tuya credentials), else the demo

@@ -41,7 +41,7 @@ def expand(body: dict[str, Any]) -> dict[str, Any]:
     """A parsed template expanded by SAM's translator, in another interpreter."""
     python = tools_python()
     if python is None:
-        pytest.skip("no .venv-tools with SAM's translator: run `make tools`")
+        pytest.fail("no .venv-tools with SAM's translator: run `make tools` (make test does)")
     env = {
         "PATH": os.environ.get("PATH", ""),
         "AWS_DEFAULT_REGION": "eu-central-1",
