@@ -18,6 +18,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 import httpx
 
 from .. import __version__
+from ..redaction import Redaction
 from ..tuya import is_loopback_host
 
 __all__ = ["HEARTBEAT_TIMEOUT_S", "Heartbeat", "validate_heartbeat_url"]
@@ -44,27 +45,8 @@ def validate_heartbeat_url(url: str) -> str:
     )
 
 
-class _HideHeartbeats(logging.Filter):
-    """httpx logs each request URL at INFO; a heartbeat URL is a credential."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.urls: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        hidden = message
-        # The longest first: <URL>/fail contains <URL>.
-        for url in sorted(self.urls, key=len, reverse=True):
-            hidden = hidden.replace(url, _public_part(urlsplit(url)) + "/<hidden heartbeat>")
-        if hidden != message:
-            record.msg = hidden
-            record.args = None
-        return True
-
-
 # One filter for the process, however many heartbeats (a `watch` makes one per cycle).
-_hide_heartbeats = _HideHeartbeats()
+_hide_heartbeats = Redaction()
 logging.getLogger("httpx").addFilter(_hide_heartbeats)
 
 
@@ -84,11 +66,10 @@ class Heartbeat:
         self._transport = transport
         #: Where the heartbeats go, as logs may show it (scheme and host).
         self.where = _public_part(urlsplit(self._success_url))
-        _hide_heartbeats.urls.update(
-            spelling
-            for url in (self._success_url, self._failure_url)
-            for spelling in _spellings(url)
-        )
+        for url in (self._success_url, self._failure_url):
+            for spelling in _spellings(url):
+                shown_as = _public_part(urlsplit(spelling)) + "/<hidden heartbeat>"
+                _hide_heartbeats.add(spelling, shown_as)
 
     def __repr__(self) -> str:
         return f"Heartbeat({self.where}/<hidden>)"

@@ -33,6 +33,7 @@ from urllib.parse import unquote
 
 from ..events import EventGroup, EventType
 from ..messages import RunDigestMessage
+from ..redaction import Redaction
 from ..render import TEST_SUBJECT, render_run_subject, render_run_text, render_subject, render_text
 from ..safe_text import defuse_mentions
 from .base import NotifyError
@@ -55,32 +56,6 @@ _NOTIFY_TYPES = {
 }
 
 
-class _HideUrlParts(logging.Filter):
-    """Apprise's debug lines, and urllib3's, carry whole URLs, tokens in their paths: every
-    part of every Apprise URL seen is hidden from their records, at any level."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._pieces: list[str] = []
-
-    def add(self, url: str) -> None:
-        """Hide the parts of ``url`` from now on."""
-        self._pieces = sorted({*self._pieces, *_url_pieces(url)}, key=len, reverse=True)
-
-    def hide(self, text: str) -> str:
-        """``text`` with each part of a URL seen replaced by ``***``."""
-        for piece in self._pieces:
-            text = text.replace(piece, "***")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        hidden = self.hide(message)
-        if hidden != message:
-            record.msg, record.args = hidden, None
-        return True
-
-
 def _url_pieces(url: str, *, shortest: int = 4) -> set[str]:
     """Every part of ``url`` after its scheme that could be a credential, as given and decoded."""
     rest = url.split("://", 1)[-1]
@@ -89,7 +64,7 @@ def _url_pieces(url: str, *, shortest: int = 4) -> set[str]:
 
 
 # One filter for the process, on the loggers of Apprise and of the urllib3 under it.
-_hidden_urls = _HideUrlParts()
+_hidden_urls = Redaction()
 for _name in ("apprise", *(f"urllib3.{m}" for m in _URLLIB3_MODULES)):
     logging.getLogger(_name).addFilter(_hidden_urls)
 
@@ -116,7 +91,8 @@ def split_apprise_urls(text: str) -> list[str]:
 def apprise_url_problem(url: str) -> str | None:
     """Why Apprise cannot use ``url``, in words that do not repeat it; ``None`` if it can."""
     scheme = _scheme(url)
-    _hidden_urls.add(url)  # before Apprise reads it, and may log it
+    for piece in _url_pieces(url):  # before Apprise reads it, and may log it
+        _hidden_urls.add(piece, "***")
     if scheme is None:
         return "is no URL (an Apprise URL reads like json://host/path or ntfy://topic)"
     # A service's own https:// URL (a Slack or Discord webhook) works too: Apprise knows it.

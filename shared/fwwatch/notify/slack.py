@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..events import EventGroup
+from ..redaction import Redaction
 from ..render import TEST_SUBJECT, render_slack
 from ..safe_text import strip_controls
 from ..tuya import is_loopback_host
@@ -45,26 +46,8 @@ def validate_webhook_url(url: str) -> str:
     )
 
 
-class _HideWebhooks(logging.Filter):
-    """httpx logs each request URL at INFO; a webhook URL is a credential."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.paths: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        hidden = message
-        for path in self.paths:
-            hidden = hidden.replace(path, "/<hidden webhook>")
-        if hidden != message:
-            record.msg = hidden
-            record.args = None
-        return True
-
-
 # One filter for the process, however many notifiers (a `watch` makes one per cycle).
-_hide_webhooks = _HideWebhooks()
+_hide_webhooks = Redaction()
 logging.getLogger("httpx").addFilter(_hide_webhooks)
 
 
@@ -94,7 +77,7 @@ class SlackNotifier:
         self._transport = transport
         path = urlsplit(self._url).path
         if path.strip("/"):
-            _hide_webhooks.paths.add(path)
+            _hide_webhooks.add(path, "/<hidden webhook>")
 
     def __repr__(self) -> str:
         return "SlackNotifier(<webhook hidden>)"
