@@ -1,4 +1,6 @@
-"""Scheduler: on each schedule, fan the fleet's device IDs out to the check queue."""
+"""Scheduler: on each schedule, fan the fleet's device IDs out to the check queue as they are
+listed; on each message of the listing queue, go on listing a run where its last step
+stopped."""
 
 from __future__ import annotations
 
@@ -29,6 +31,6 @@ def service() -> SchedulerService:
 def handler(
     event: dict[str, Any], context: LambdaContext, scheduler: SchedulerService | None = None
 ) -> dict[str, Any]:
-    """EventBridge Scheduler's event -> one run -> what was enqueued."""
-    run_id = str(event.get("run_id") or context.aws_request_id[:12])
-    return (scheduler or service()).run(run_id)
+    """EventBridge Scheduler's event (or the listing queue's) -> one step of a run's listing
+    -> what was enqueued."""
+    return (scheduler or service()).handle(event, context)

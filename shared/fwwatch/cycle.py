@@ -1,7 +1,8 @@
 """One cycle, two drivers: the steps that ``fwwatch run`` and the checker Lambda share.
 
 - :func:`discover`: the project's devices from Tuya's listing; an invalid ID is skipped with
-  a warning, so one odd entry never stops a fleet's run.
+  a warning (:func:`listed_device_id`, the rule the scheduler's listing follows too), so one
+  odd entry never stops a fleet's run.
 - :func:`check_batch`: check devices against the stored state and settle each one under one
   :class:`DeviceRetryPolicy`: checked, device-level answer (recorded), retry (a transient
   failure with attempts left) or gave up (recorded as the device's error).
@@ -47,6 +48,7 @@ __all__ = [
     "StateReader",
     "check_batch",
     "discover",
+    "listed_device_id",
 ]
 
 logger = logging.getLogger("fwwatch.cycle")
@@ -216,16 +218,22 @@ def compare_with_store(
     return changes_of(candidates, stored, infos=infos, now=now)
 
 
+def listed_device_id(device: DeviceSummary) -> str | None:
+    """A listed device's ID, or ``None`` (with a warning that names it) for an entry of the
+    listing that is no device ID."""
+    try:
+        return validate_device_id(device.device_id)
+    except InvalidDeviceIdError as exc:
+        logger.warning("skipped a listed device: %s", exc)
+        return None
+
+
 async def discover(lister: DeviceLister) -> AsyncIterator[tuple[str, DeviceInfo]]:
     """The project's devices with their names, each once; invalid IDs skipped with a warning."""
     seen: set[str] = set()
     async for device in lister.list_devices():
-        try:
-            device_id = validate_device_id(device.device_id)
-        except InvalidDeviceIdError as exc:
-            logger.warning("skipped a listed device: %s", exc)
-            continue
-        if device_id in seen:
+        device_id = listed_device_id(device)
+        if device_id is None or device_id in seen:
             continue
         seen.add(device_id)
         yield device_id, DeviceInfo.from_summary(device)

@@ -3,6 +3,8 @@
 Producer and consumer use the same model, so a field cannot be dropped on the way:
 
 - :class:`CheckMessage`: scheduler -> check queue -> checker (and checker -> queue, to retry).
+- :class:`ListingContinuation`: scheduler -> listing queue -> scheduler (a run's listing
+  handed on to the next invocation).
 - :class:`DeadLetter`: checker -> dead-letter queue (devices that kept failing, with errors).
 - :class:`DigestRequest`: checker or differ -> digest queue -> digest (and digest -> queue,
   when a request came too early).
@@ -31,6 +33,7 @@ __all__ = [
     "DigestReason",
     "DigestRequest",
     "ErrorFacts",
+    "ListingContinuation",
     "NewsDevice",
     "NewsMessage",
     "ReleasePart",
@@ -55,10 +58,12 @@ RunId = Annotated[str, Field(min_length=1, max_length=64)]
 class CheckMessage(BaseModel):
     """One check-queue message: a slice of a run's devices, and which check this is.
 
-    ``part`` (from 0) and ``parts`` are the run's plan: the scheduler cut the run into
-    ``parts`` messages, and a retry keeps its message's part. The checkers count the run's
-    settled messages by :attr:`progress_key`, so that they know when the run is complete.
-    A message without a plan (sent by hand) is checked all the same, and not counted.
+    ``part`` (from 0) is the message's place in the run's plan, and a retry keeps it. The
+    scheduler numbers messages as it lists, so only the run's last message knows how many
+    there are: it carries ``parts`` (a plan sent whole may carry it on every message). The
+    checkers count the run's settled messages by :attr:`progress_key`, and the run is
+    complete once ``parts`` is known and every part is settled. A message without a part
+    (sent by hand) is checked all the same, and not counted.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -114,6 +119,19 @@ class CheckMessage(BaseModel):
                 "infos": {d: self.infos[d] for d in device_ids if d in self.infos},
             }
         )
+
+
+class ListingContinuation(BaseModel):
+    """Go on listing a run: step ``step`` of its listing (the listing queue).
+
+    Where the listing stands is in the run table (the run's listing item), not in the
+    message: a duplicate of the message finds the step taken or done, and does nothing.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: RunId
+    step: int = Field(ge=1)
 
 
 def progress_key(part: int, attempt: int) -> str:

@@ -5,10 +5,13 @@ queues and the table's stream hold, builds the events Lambda would build, calls 
 handlers with them, and acts on their answers (deleting what succeeded, letting failed
 messages be received again until the queue's redrive policy moves them to the DLQ).
 
-One cycle is ``schedule()``, ``run_checkers()``, ``run_differ()`` (the stream drained),
-then ``run_digest()`` (the digest queue: the run's digest, follow-ups); ``notifications()``
-is what the topic's subscribers then got. SQS delays are real: keep DigestDelaySeconds at 0
-in a test's stack, or give ``run_digest(wait_s=...)`` the time to wait for them.
+One cycle is ``schedule()``, ``run_listing()`` (the listing queue: the steps a long listing
+was handed on to), ``run_checkers()``, ``run_differ()`` (the stream drained), then
+``run_digest()`` (the digest queue: the run's digest, follow-ups); ``notifications()`` is
+what the topic's subscribers then got. Each invocation gets its own request ID and, from
+``invocation_clock``, its own remaining time (60 s whenever asked, by default). SQS delays
+are real: keep DigestDelaySeconds at 0 in a test's stack, or give
+``run_digest(wait_s=...)`` the time to wait for them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import json
 import os
 import sys
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,17 +68,22 @@ def handler_module(name: str) -> ModuleType:
     return module
 
 
+#: An invocation's remaining time in milliseconds, as its context tells it when asked.
+TimeLeft = Callable[[], int]
+
+
 @dataclass
 class LambdaContext:
-    """The fields of Lambda's context that Powertools reads."""
+    """The fields of Lambda's context that Powertools and the functions read."""
 
     function_name: str = "fwwatch-test"
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:eu-central-1:123456789012:function:fwwatch-test"
-    aws_request_id: str = "0123456789abcdef0123"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    time_left: TimeLeft | None = None  # None: 60 s, however long the invocation has run
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return 60_000 if self.time_left is None else self.time_left()
 
 
 @dataclass(eq=False)  # compared by identity, so it can be tracked in a WeakSet
@@ -87,6 +96,8 @@ class Pipeline:
     invocations: dict[str, int] = field(default_factory=dict)
     #: How long a received message stays invisible (0: as if the invocation timed out).
     visibility_timeout: int = 30
+    #: Makes each invocation's clock of remaining time (None: 60 s whenever asked).
+    invocation_clock: Callable[[], TimeLeft] | None = None
 
     def __post_init__(self) -> None:
         parameters.clear_caches()
@@ -112,6 +123,7 @@ class Pipeline:
         self.loop = asyncio.new_event_loop()
         _LIVE.add(self)
         self.check_queue = self.stack.queue_url("CheckQueue")
+        self.listing_queue = self.stack.queue_url("ListingQueue")
         self.check_dlq = self.stack.queue_url("CheckDeadLetterQueue")
         self.digest_queue = self.stack.queue_url("DigestQueue")
         self.digest_dlq = self.stack.queue_url("DigestDeadLetterQueue")
@@ -129,7 +141,10 @@ class Pipeline:
         asyncio.set_event_loop(self.loop)
         try:
             with mock.patch.dict(os.environ, {"LAMBDA_TASK_ROOT": str(REPO / "functions" / name)}):
-                return handler_module(name).handler(event, LambdaContext(), **service)
+                context = LambdaContext(
+                    time_left=self.invocation_clock() if self.invocation_clock else None
+                )
+                return handler_module(name).handler(event, context, **service)
         finally:
             asyncio.set_event_loop(None)
 
@@ -152,15 +167,31 @@ class Pipeline:
 
     # -- scheduler
 
-    def schedule(self, run_id: str | None = None) -> dict[str, Any]:
+    def schedule(self, run_id: str | None = None, *, by_hand: bool = False) -> dict[str, Any]:
         """One scheduled run, named after its scheduled time as the Scheduler names it (each
-        call a day after the last), or ``run_id`` (a retry of the same invocation)."""
+        call a day after the last), or ``run_id`` (a retry of the same invocation); with
+        ``by_hand``, an invocation without the schedule's input (``aws lambda invoke``)."""
         event = json.loads((REPO / "events" / "scheduler.json").read_text())
-        if run_id is None:
+        if by_hand:
+            event = {}
+        elif run_id is None:
             run_id = (FIRST_RUN + timedelta(days=self._scheduled)).strftime("%Y-%m-%dT%H:%M:%SZ")
             self._scheduled += 1
-        event["run_id"] = run_id
+        if run_id is not None:
+            event["run_id"] = run_id
         return self._invoke("scheduler", event, scheduler=self.scheduler)  # type: ignore[no-any-return]
+
+    def run_listing(self, *, max_rounds: int = 1000) -> list[dict[str, Any]]:
+        """Play the listing queue's event source (one message an invocation, as the template
+        says) until it is empty: the steps that runs' listings were handed on to."""
+        return self._consume(
+            "ListingQueue",
+            "scheduler",
+            max_rounds=max_rounds,
+            wait_s=None,
+            batch_size=1,
+            scheduler=self.scheduler,
+        )
 
     # -- checker
 
@@ -171,11 +202,18 @@ class Pipeline:
         )
 
     def _consume(
-        self, queue: str, name: str, *, max_rounds: int, wait_s: float | None, **service: Any
+        self,
+        queue: str,
+        name: str,
+        *,
+        max_rounds: int,
+        wait_s: float | None,
+        batch_size: int = 10,
+        **service: Any,
     ) -> list[dict[str, Any]]:
-        """Play an SQS event source: receive up to 10 messages, invoke, delete what
-        succeeded, make what failed visible again. Delayed messages are waited for (all of
-        them with ``wait_s`` None, else for at most ``wait_s`` seconds)."""
+        """Play an SQS event source: receive up to ``batch_size`` messages, invoke, delete
+        what succeeded, make what failed visible again. Delayed messages are waited for (all
+        of them with ``wait_s`` None, else for at most ``wait_s`` seconds)."""
         sqs = self.stack.client("sqs")
         url = self.stack.queue_url(queue)
         answers = []
@@ -183,7 +221,7 @@ class Pipeline:
         for _ in range(max_rounds):
             received = sqs.receive_message(
                 QueueUrl=url,
-                MaxNumberOfMessages=10,
+                MaxNumberOfMessages=batch_size,
                 AttributeNames=["All"],
                 VisibilityTimeout=self.visibility_timeout,
             ).get("Messages", [])
@@ -333,6 +371,7 @@ class Pipeline:
         """One whole run: schedule, checks, the stream drained, the digest; what subscribers
         got."""
         self.schedule()
+        self.run_listing()
         self.run_checkers()
         self.run_differ()
         self.run_digest()

@@ -315,7 +315,10 @@ def test_the_scheduler_env_names_the_real_queue_table_and_secret(
     env = stack.function_env("SchedulerFunction")
     # Then each variable leads to a resource that exists
     assert env["CHECK_QUEUE_URL"] == stack.queue_url("CheckQueue")
+    assert env["LISTING_QUEUE_URL"] == stack.queue_url("ListingQueue")
+    assert env["RUN_TABLE"] == stack.table_name("RunTable")
     stack.client("sqs").get_queue_attributes(QueueUrl=env["CHECK_QUEUE_URL"])
+    stack.client("sqs").get_queue_attributes(QueueUrl=env["LISTING_QUEUE_URL"])
     stack.client("dynamodb").describe_table(TableName=env["CONTROL_TABLE"])
     secret = stack.client("secretsmanager").get_secret_value(SecretId=env["TUYA_SECRET_NAME"])
     assert json.loads(secret["SecretString"]) == TUYA_SECRET
@@ -466,13 +469,21 @@ def test_every_function_reads_its_settings_from_the_environment_the_template_giv
     assert isinstance(loaded, settings)
 
 
-def test_the_checkers_share_the_projects_request_rate(make_aws_stack: MakeAwsStack) -> None:
+def test_the_listing_and_the_checkers_share_the_projects_request_rate(
+    make_aws_stack: MakeAwsStack,
+) -> None:
     # Given a stack whose checkers may run four at once under a ceiling of 20 requests/s
     stack = make_aws_stack(parameters={"CheckerMaxConcurrency": 4, "TuyaQps": 20})
-    # When a checker reads its settings
+    # When the scheduler and a checker read their settings
+    scheduler = SchedulerSettings.load(stack.function_env("SchedulerFunction"))
     checker = CheckerSettings.load(stack.function_env("CheckerFunction"))
-    # Then each instance takes its share, so that together they stay under the ceiling
-    assert checker.qps_per_instance == 5
+    # Then the listing, which runs beside the checks, and the four checkers together take
+    # the ceiling, no more
+    assert scheduler.listing_qps + 4 * checker.qps_per_instance == pytest.approx(20)
+    # And the listing (20 devices a request) names devices faster than the checkers (one
+    # request a device) check them, so that they never wait for it
+    assert 20 * scheduler.listing_qps > 4 * checker.qps_per_instance
+    assert scheduler.listing_qps < 2
 
 
 def test_a_parameter_outside_its_bounds_is_refused(make_aws_stack: MakeAwsStack) -> None:

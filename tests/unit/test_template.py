@@ -1183,10 +1183,10 @@ def test_each_function_has_only_the_run_table_actions_its_part_needs(template: T
         function: actions_on(template, function, "ControlTable")
         for function in template.functions()
     }
-    # Then the checker counts, the differ keeps news, the digest reads and records, and no
-    # function may scan, delete or put whole items
+    # Then the scheduler keeps each run's listing, the checker counts, the differ keeps news,
+    # the digest reads and records, and no function may scan, delete or put whole items
     assert run_table == {
-        "SchedulerFunction": set(),
+        "SchedulerFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "CheckerFunction": {"dynamodb:UpdateItem"},
         "DifferFunction": {"dynamodb:BatchWriteItem", "dynamodb:UpdateItem"},
         "DigestFunction": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
@@ -1216,6 +1216,42 @@ def test_digest_requests_are_sent_by_the_checker_the_differ_and_the_digest_only(
         if get_att_target(props["Queue"]) == "DigestQueue"
     ]
     assert consumers == ["DigestFunction"]
+
+
+def test_a_runs_listing_is_handed_on_by_the_scheduler_to_itself_one_step_at_a_time(
+    template: Template,
+) -> None:
+    # Given the functions that may send to the listing queue, and those that consume it
+    senders = {
+        function
+        for function in template.functions()
+        if "ListingQueue" in policy_targets(template, function, "SQSSendMessagePolicy")
+    }
+    consumers = [
+        (function, props)
+        for function, _, props in events_of_type(template, "SQS")
+        if get_att_target(props["Queue"]) == "ListingQueue"
+    ]
+    # Then the scheduler alone hands a listing on, to itself, a step per invocation (each
+    # step takes the invocation's whole time)
+    assert senders == {"SchedulerFunction"}
+    assert [(function, props["BatchSize"]) for function, props in consumers] == [
+        ("SchedulerFunction", 1)
+    ]
+
+
+def test_a_listing_step_stops_before_the_scheduler_times_out(template: Template) -> None:
+    from fwwatch.aws.scheduler import HAND_OFF_S
+    from fwwatch.aws.settings import SchedulerSettings
+
+    # Given the scheduler's timeout, and the reserve a step keeps past its last page (the
+    # longest a page may take with its retries, then the time to hand on)
+    timeout = template.function_properties("SchedulerFunction")["Timeout"]
+    fields = SchedulerSettings.model_fields
+    budget, page = fields["tuya_retry_budget_s"].default, fields["tuya_timeout_s"].default
+    reserve = budget + page + HAND_OFF_S
+    # Then most of a step's time is spent listing
+    assert reserve < timeout / 4
 
 
 def test_every_wait_of_the_digest_is_a_parameter_in_seconds_within_what_sqs_holds(

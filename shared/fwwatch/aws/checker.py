@@ -7,9 +7,11 @@ back to the queue as the next attempt, after the policy's delay; devices that ga
 dead-lettered with their errors.
 
 After the batch, one write per run counts the messages the invocation settled (and the
-retries it sent) in the run table. The checker whose count completes a run that wrote
-channel states claims the completion (a conditional write) and asks for the run's digest,
-``DIGEST_DELAY_S`` later, so that the table's stream is drained first.
+retries it sent) in the run table; the run's last message, which the scheduler sends once
+its listing is finished, also writes how many the run has. The checker whose count
+completes a run that wrote channel states claims the completion (a conditional write) and
+asks for the run's digest, ``DIGEST_DELAY_S`` later, so that the table's stream is drained
+first.
 """
 
 from __future__ import annotations
@@ -74,7 +76,12 @@ class RunProgressTable(Protocol):
     def note_changes(self, run_id: str) -> None: ...
 
     def settle(
-        self, run_id: str, *, parts: int, settled: Iterable[str], retries: Iterable[str] = ()
+        self,
+        run_id: str,
+        *,
+        parts: int | None,
+        settled: Iterable[str],
+        retries: Iterable[str] = (),
     ) -> RunProgress: ...
 
     def claim_completion(self, run_id: str) -> bool: ...
@@ -93,7 +100,7 @@ class _Settled:
     """A message the invocation settled: its place in the run, and the retry it sent."""
 
     run_id: str
-    parts: int
+    parts: int | None  # the run's number of messages, known to its last message
     key: str
     retry_key: str | None
 
@@ -212,9 +219,10 @@ class CheckerService:
         self._settled = {}
         for run_id, messages in by_run.items():
             try:
+                plans = [m.parts for m in messages.values() if m.parts is not None]
                 progress = self.runs.settle(
                     run_id,
-                    parts=max(m.parts for m in messages.values()),
+                    parts=max(plans, default=None),
                     settled=[m.key for m in messages.values()],
                     retries=[m.retry_key for m in messages.values() if m.retry_key],
                 )
@@ -314,7 +322,7 @@ class CheckerService:
         metrics.add_metric(name="DevicesChecked", unit=MetricUnit.Count, value=len(checked))
         metrics.add_metric(name="UpdatesFound", unit=MetricUnit.Count, value=updates)
         _count_errors(r.error for r in batch.having(Settlement.DEVICE_ERROR, Settlement.GAVE_UP))
-        if message.progress_key is not None and message.parts is not None:
+        if message.progress_key is not None:
             self._settled[record.message_id] = _Settled(
                 message.run_id, message.parts, message.progress_key, retry_key
             )

@@ -1,4 +1,5 @@
-"""The queues: check messages (device IDs, sent ten to a request), and digest requests."""
+"""The queues: check messages (device IDs, sent ten to a request), digest requests, and the
+listing's continuations."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..messages import CheckMessage, DeadLetter, DigestRequest
+from ..messages import CheckMessage, DeadLetter, DigestRequest, ListingContinuation
 
-__all__ = ["MAX_DELAY_S", "SqsCheckQueue", "SqsDigestQueue"]
+__all__ = ["MAX_DELAY_S", "SqsCheckQueue", "SqsDigestQueue", "SqsListingQueue"]
 
 SEND_BATCH_LIMIT = 10
 #: The longest SQS holds a message back.
@@ -95,3 +96,17 @@ class SqsDigestQueue:
             )
             if answer.get("Failed"):
                 raise RuntimeError(f"SQS refused {len(answer['Failed'])} digest requests")
+
+
+class SqsListingQueue:
+    """Sends a run's listing on to its next step."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._client = client
+        self.queue_url = queue_url
+
+    def send(self, continuation: ListingContinuation) -> None:
+        """One SendMessage."""
+        self._client.send_message(
+            QueueUrl=self.queue_url, MessageBody=continuation.model_dump_json()
+        )

@@ -1,10 +1,11 @@
 """The run table: each run's progress, its news waiting for the digest, what was published.
 
-One partition per run (``run_id``), three kinds of items (``sk``), all expiring by TTL:
+One partition per run (``run_id``), four kinds of items (``sk``), all expiring by TTL:
 
-- ``run``, the progress: the check messages the run planned (``parts``, and the retries
-  sent) and those settled, as string sets of :attr:`~fwwatch.messages.CheckMessage.progress_key`
-  (a redelivered message is added again, and counts once); whether a checker wrote a
+- ``run``, the progress: the check messages the run planned (``parts``, written with the
+  run's last message, and the retries sent) and those settled, as string sets of
+  :attr:`~fwwatch.messages.CheckMessage.progress_key` (a redelivered message is added
+  again, and counts once); whether a checker wrote a
   channel state for the run (``has_changes``: the digest is wanted at completion); when the
   differ first recorded news (``news_at``) and whether the deadline digest was asked for;
   the digest's lease and when it first ran (``digest_started_at``: news recorded after that
@@ -16,6 +17,9 @@ One partition per run (``run_id``), three kinds of items (``sk``), all expiring 
   (event, product, channel, version) of :func:`~fwwatch.events.group_events`.
 - ``release#<release>``, what the digest published of one release: rounds (the first
   message, then each follow-up) and, of the latest, how many parts were planned and are out.
+- ``listing``, the scheduler's listing of the run: the step under way and its lease, where
+  the listing stands, and when it finished (:mod:`fwwatch.aws.listing_dynamodb`). It is
+  the run's idempotency record too: a retried invocation of the run finds it.
 
 Which news was published stays in the news ledger (:mod:`fwwatch.aws.ledger_dynamodb`):
 the same news is told once across runs too.
@@ -84,10 +88,13 @@ class RunProgress:
 
     @property
     def complete(self) -> bool:
-        """Every planned message and every retry sent is settled.
+        """The plan is known, and every planned message and every retry sent is settled.
 
-        A retry is added to the plan in the same write that settles the message it came
-        from, so a run cannot look complete while a retry is still to be settled.
+        ``parts`` is written when the run's last message is settled, and the scheduler
+        sends that message only once the listing is finished: a run cannot look complete
+        while it is still being listed. A retry is added to the plan in the same write
+        that settles the message it came from, so a run cannot look complete while a retry
+        is still to be settled either.
         """
         if self.parts <= 0:
             return False
@@ -186,10 +193,11 @@ class DynamoRunTable:
     def _now(self) -> int:
         return int(self.clock())
 
-    def _key(self, run_id: str, sk: str = PROGRESS) -> dict[str, Any]:
+    def key(self, run_id: str, sk: str = PROGRESS) -> dict[str, Any]:
+        """The key of one item of the run (its progress by default)."""
         return to_dynamo({"run_id": run_id, "sk": sk})
 
-    def _update(
+    def update(
         self,
         run_id: str,
         expression: str,
@@ -199,7 +207,8 @@ class DynamoRunTable:
         sk: str = PROGRESS,
         returns: str = "NONE",
     ) -> dict[str, Any]:
-        """One UpdateItem that also keeps the item's TTL (set once, at its creation)."""
+        """One UpdateItem on an item of the run that also keeps the item's TTL (set once,
+        at its creation): the new item with ``returns="ALL_NEW"``."""
         values = {**(values or {}), ":ttl": self._now() + self.keep_s}
         ttl = "expires_at = if_not_exists(expires_at, :ttl)"
         if expression.startswith("SET "):
@@ -208,7 +217,7 @@ class DynamoRunTable:
             expression = f"SET {ttl} {expression}"
         request: dict[str, Any] = {
             "TableName": self.table,
-            "Key": self._key(run_id, sk),
+            "Key": self.key(run_id, sk),
             "UpdateExpression": expression,
             "ExpressionAttributeValues": to_dynamo(values),
             "ReturnValues": returns,
@@ -218,9 +227,10 @@ class DynamoRunTable:
         answer = self.client.update_item(**request)
         return from_dynamo(answer.get("Attributes", {}))
 
-    def _conditional(self, run_id: str, expression: str, values: dict[str, Any], **kw: Any) -> bool:
+    def update_if(self, run_id: str, expression: str, values: dict[str, Any], **kw: Any) -> bool:
+        """:meth:`update` with a ``condition``: whether it held (and the write was made)."""
         try:
-            self._update(run_id, expression, values, **kw)
+            self.update(run_id, expression, values, **kw)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
@@ -231,23 +241,32 @@ class DynamoRunTable:
 
     def note_changes(self, run_id: str) -> None:
         """A checker is about to write channel states of the run: its digest is wanted."""
-        self._update(run_id, "SET has_changes = :yes", {":yes": True})
+        self.update(run_id, "SET has_changes = :yes", {":yes": True})
 
     def settle(
-        self, run_id: str, *, parts: int, settled: Iterable[str], retries: Iterable[str] = ()
+        self,
+        run_id: str,
+        *,
+        parts: int | None,
+        settled: Iterable[str],
+        retries: Iterable[str] = (),
     ) -> RunProgress:
-        """Count messages settled and retries sent by one invocation, in one write."""
-        values: dict[str, Any] = {":parts": parts, ":settled": set(settled)}
-        expression = "SET parts = if_not_exists(parts, :parts) ADD settled :settled"
+        """Count messages settled and retries sent by one invocation, in one write; with
+        ``parts`` (the run's last message was among them), the run's number of messages."""
+        values: dict[str, Any] = {":settled": set(settled)}
+        expression = "ADD settled :settled"
+        if parts is not None:
+            expression = "SET parts = if_not_exists(parts, :parts) " + expression
+            values[":parts"] = parts
         if retries := set(retries):
             expression += ", retries :retries"
             values[":retries"] = retries
-        item = self._update(run_id, expression, values, returns="ALL_NEW")
+        item = self.update(run_id, expression, values, returns="ALL_NEW")
         return RunProgress.from_item(run_id, item)
 
     def claim_completion(self, run_id: str) -> bool:
         """The one checker that makes this write asks for the digest."""
-        return self._conditional(
+        return self.update_if(
             run_id,
             "SET completed_at = :now",
             {":now": self._now()},
@@ -256,7 +275,7 @@ class DynamoRunTable:
 
     def release_completion(self, run_id: str) -> None:
         """Undo a claim whose digest request could not be sent (the next count claims it)."""
-        self._update(run_id, "REMOVE completed_at")
+        self.update(run_id, "REMOVE completed_at")
 
     # ------------------------------------------------------------------ differ
 
@@ -280,7 +299,7 @@ class DynamoRunTable:
     def note_news(self, run_id: str) -> RunProgress:
         """Record that the run has news (the first time is kept, and the writes counted),
         after the news itself was written: the run's progress, after."""
-        item = self._update(
+        item = self.update(
             run_id,
             "SET news_at = if_not_exists(news_at, :now) ADD news_seq :one",
             {":now": self._now(), ":one": 1},
@@ -289,13 +308,13 @@ class DynamoRunTable:
         return RunProgress.from_item(run_id, item)
 
     def note_deadline_sent(self, run_id: str) -> None:
-        self._update(run_id, "SET deadline_sent = :yes", {":yes": True})
+        self.update(run_id, "SET deadline_sent = :yes", {":yes": True})
 
     # ------------------------------------------------------------------ digest
 
     def progress(self, run_id: str) -> RunProgress:
         answer = self.client.get_item(
-            TableName=self.table, Key=self._key(run_id), ConsistentRead=True
+            TableName=self.table, Key=self.key(run_id), ConsistentRead=True
         )
         return RunProgress.from_item(run_id, from_dynamo(answer.get("Item", {})))
 
@@ -307,7 +326,7 @@ class DynamoRunTable:
         """
         now = self._now()
         try:
-            item = self._update(
+            item = self.update(
                 run_id,
                 "SET lease_owner = :me, lease_until = :until, "
                 "digest_started_at = if_not_exists(digest_started_at, :now), "
@@ -323,7 +342,7 @@ class DynamoRunTable:
         return RunProgress.from_item(run_id, item)
 
     def release_lease(self, run_id: str, owner: str) -> None:
-        self._conditional(
+        self.update_if(
             run_id,
             "SET digested_at = :now REMOVE lease_owner, lease_until",
             {":now": self._now(), ":me": owner},
@@ -385,7 +404,7 @@ class DynamoRunTable:
         if was.rounds == 0:
             for name in (":was_rounds", ":was_done", ":was_announced"):
                 values.pop(name)
-        if not self._conditional(
+        if not self.update_if(
             run_id, expression, values, condition=condition, sk=RELEASE + record.release
         ):
             raise ReleaseTakenOver(f"the record of {record.release} changed under this digest")

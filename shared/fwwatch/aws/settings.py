@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from ..tuya import TuyaConfigError, TuyaSettings
+from ..tuya import THING_PAGE_SIZE, TuyaConfigError, TuyaSettings
 from ..tuya.config import (
     CheckAttempts,
     ProjectRequestsPerSecond,
@@ -34,6 +34,7 @@ __all__ = [
     "SchedulerSettings",
     "SlackSettings",
     "TuyaAccessSettings",
+    "listing_qps",
 ]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -58,6 +59,21 @@ DigestDeadlineSeconds = Annotated[
         description="seconds after a run's first news by which its digest goes out anyway",
     ),
 ]
+
+
+#: How much faster than the checks the listing goes, so that the checkers never wait for it.
+LISTING_LEAD = 1.25
+
+
+def listing_qps(ceiling: float) -> float:
+    """The scheduler's share of the project's ceiling on requests per second.
+
+    Listing and checking run at once and share the ceiling. One listing request names 20
+    devices and each device costs one check request, so the listing keeps pace with the
+    checks on a 21st of the ceiling; it takes a quarter more than that to stay ahead, and
+    the checkers share the rest (:attr:`CheckerSettings.qps_per_instance`).
+    """
+    return ceiling * LISTING_LEAD / (THING_PAGE_SIZE + 1)
 
 
 class FunctionSettings(EnvSettings):
@@ -126,9 +142,16 @@ class TuyaAccessSettings(FunctionSettings):
 
 
 class SchedulerSettings(TuyaAccessSettings):
-    """The scheduler: where to send device IDs, and which."""
+    """The scheduler: where to send device IDs, and which; where a run's listing is kept,
+    and where it is handed on."""
 
     check_queue_url: str = Field(min_length=1, description="SQS queue of the check messages")
+    listing_queue_url: str = Field(
+        min_length=1, description="SQS queue that a run's listing is handed on through"
+    )
+    run_table: str = Field(
+        min_length=1, description="DynamoDB table of the runs (each run's listing item)"
+    )
     device_ids: str = Field(
         default="", description="device IDs separated by commas; empty: every device"
     )
@@ -137,6 +160,11 @@ class SchedulerSettings(TuyaAccessSettings):
     devices_per_message: int = Field(
         default=100, ge=1, le=100, description="device IDs per check message"
     )
+
+    @property
+    def listing_qps(self) -> float:
+        """The listing's share of the project's ceiling (:func:`listing_qps`)."""
+        return listing_qps(self.tuya_qps)
 
     @property
     def configured_ids(self) -> list[str]:
@@ -172,8 +200,9 @@ class CheckerSettings(TuyaAccessSettings):
 
     @property
     def qps_per_instance(self) -> float:
-        """Tuya's ceiling is per project: each concurrent instance takes its share."""
-        return self.tuya_qps / self.checker_max_concurrency
+        """Tuya's ceiling is per project: each concurrent instance takes its share of what
+        the listing, running at the same time, leaves (:func:`listing_qps`)."""
+        return (self.tuya_qps - listing_qps(self.tuya_qps)) / self.checker_max_concurrency
 
 
 class DifferSettings(FunctionSettings):

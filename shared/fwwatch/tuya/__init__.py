@@ -16,6 +16,7 @@ from .errors import (
     TuyaResponseError,
     TuyaTransientError,
 )
+from .listing import THING_PAGE_SIZE, DevicePage
 from .models import (
     DeviceFirmware,
     DeviceSummary,
@@ -44,9 +45,11 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "REGIONS",
+    "THING_PAGE_SIZE",
     "ClientStats",
     "ConfigError",
     "DeviceFirmware",
+    "DevicePage",
     "DeviceSummary",
     "EnvSettings",
     "FirmwareChannel",

@@ -20,7 +20,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -31,6 +31,7 @@ from .answers import Envelope, decode, error_for, fatal_error, redact, retry_aft
 from .codes import Kind
 from .config import TuyaSettings
 from .errors import TuyaDeviceError, TuyaFatalError, TuyaResponseError, TuyaTransientError
+from .listing import DevicePage
 from .models import DeviceFirmware, DeviceSummary, parse_firmware, validate_device_id
 from .ratelimit import AdaptiveRateLimiter
 from .resilience import CallBudget, OutageBreaker, RetryPolicy, TokenGate
@@ -163,6 +164,12 @@ class TuyaClient:
         """Every device of the project, page after page, following cursors to the end."""
         async for device in listing.devices(self.call, self.settings):
             yield device
+
+    async def list_device_pages(self, cursor: str | None = None) -> AsyncGenerator[DevicePage]:
+        """The project's devices a page at a time, from ``cursor`` (a page's ``next_cursor``;
+        ``None``: the first page) to the last page, whose ``next_cursor`` is ``None``."""
+        async for page in listing.device_pages(self.call, self.settings, cursor):
+            yield page
 
     async def call(
         self,

@@ -4,18 +4,25 @@
 ``/v1.3/iot-03/devices`` by a row key, while ``has_more`` says so. Both stop at a cursor
 they have already followed, so a cloud that keeps answering the same page ends the listing
 instead of looping.
+
+:func:`device_pages` gives each page with the cursor of the next one, so that a listing
+can stop between pages and be resumed from that cursor later (by another process, even).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .config import TuyaSettings
 from .errors import TuyaResponseError
 from .models import DeviceSummary
 
-__all__ = ["Call", "devices"]
+__all__ = ["THING_PAGE_SIZE", "Call", "DevicePage", "device_pages", "devices"]
+
+#: Devices per page of ``/v2.0/cloud/thing/device`` (the most it gives).
+THING_PAGE_SIZE = 20
 
 
 class Call(Protocol):
@@ -28,56 +35,77 @@ class Call(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DevicePage:
+    """One page of the listing, and the cursor of the next page (``None``: the last)."""
+
+    devices: tuple[DeviceSummary, ...]
+    next_cursor: str | None
+
+
 async def devices(call: Call, settings: TuyaSettings) -> AsyncIterator[DeviceSummary]:
     """Every device of the project, from the listing endpoint the settings choose."""
+    async for page in device_pages(call, settings):
+        for device in page.devices:
+            yield device
+
+
+async def device_pages(
+    call: Call, settings: TuyaSettings, cursor: str | None = None
+) -> AsyncIterator[DevicePage]:
+    """The listing's pages from ``cursor`` (``None``: the first page) to the last, which
+    has no ``next_cursor`` (an empty project, or a cursor past the end: one empty page)."""
     if settings.device_listing == "iot-03":
-        pages = _iot03_pages(call, settings)
+        pages = _iot03_pages(call, settings, cursor)
     else:
-        pages = _thing_pages(call)
-    async for page in pages:
-        for item in page:
-            yield _parse_device(item)
+        pages = _thing_pages(call, cursor)
+    async for raw, next_cursor in pages:
+        yield DevicePage(tuple(_parse_device(item) for item in raw), next_cursor)
 
 
-async def _thing_pages(call: Call) -> AsyncIterator[list[Any]]:
-    page_size = 20
-    last_id: str | None = None
+async def _thing_pages(
+    call: Call, last_id: str | None
+) -> AsyncIterator[tuple[list[Any], str | None]]:
     while True:
-        query: dict[str, str | int] = {"page_size": page_size}
+        query: dict[str, str | int] = {"page_size": THING_PAGE_SIZE}
         if last_id:
             query["last_id"] = last_id
         result, tid = await call("GET", "/v2.0/cloud/thing/device", query=query)
         page = _as_list(result, "list", tid)
-        if not page:
+        next_id = _item_id(page[-1]) if page else None
+        if len(page) < THING_PAGE_SIZE or not next_id or next_id == last_id:
+            yield page, None
             return
-        yield page
-        next_id = _item_id(page[-1])
-        if len(page) < page_size or not next_id or next_id == last_id:
-            return
+        yield page, next_id
         last_id = next_id
 
 
-async def _iot03_pages(call: Call, settings: TuyaSettings) -> AsyncIterator[list[Any]]:
+async def _iot03_pages(
+    call: Call, settings: TuyaSettings, row_key: str | None
+) -> AsyncIterator[tuple[list[Any], str | None]]:
     query: dict[str, str | int] = {"page_size": 200}
     if settings.source_type:
         query["source_type"] = settings.source_type
     if settings.source_id:
         query["source_id"] = settings.source_id
     seen_keys: set[str] = set()
+    if row_key:
+        seen_keys.add(row_key)
+        query["last_row_key"] = row_key
     while True:
         result, tid = await call("GET", "/v1.3/iot-03/devices", query=query)
         if not isinstance(result, dict):
             raise TuyaResponseError("device list: expected an object with 'list'", tid=tid)
         page = _as_list(result.get("list"), "list", tid)
-        if page:
-            yield page
         raw_key = result.get("last_row_key")
         valid = isinstance(raw_key, str | int) and not isinstance(raw_key, bool)
-        row_key = str(raw_key) if valid else ""
-        if not result.get("has_more") or not row_key or row_key in seen_keys:
+        next_key = str(raw_key) if valid else ""
+        if not result.get("has_more") or not next_key or next_key in seen_keys:
+            yield page, None
             return
-        seen_keys.add(row_key)
-        query["last_row_key"] = row_key
+        yield page, next_key
+        seen_keys.add(next_key)
+        query["last_row_key"] = next_key
 
 
 def _parse_device(item: Any) -> DeviceSummary:
