@@ -23,7 +23,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from .cycle import listed_device_id
-from .messages import MAX_DEVICES_PER_MESSAGE, CheckMessage
+from .messages import CheckMessage
 from .state import DeviceInfo
 from .tuya import DevicePage, DeviceSummary
 
@@ -63,16 +63,16 @@ class ListingCheckpoint(BaseModel):
     """Where a run's listing stands, between two pages.
 
     ``cursor`` is the next page's (``None``: the first page), ``next_part`` the number of
-    the next message, ``pending`` the devices listed and not sent yet (the held-back last
-    message, at most one message's worth) with their ``infos``, ``listed`` the devices
-    listed so far, sent or pending.
+    the next message, ``pending`` the devices listed and not sent yet (about a page's
+    worth, or at a hand-off the held-back last message) with their ``infos``, ``listed``
+    the devices listed so far, sent or pending.
     """
 
     model_config = ConfigDict(frozen=True)
 
     cursor: str | None = None
     next_part: int = Field(default=0, ge=0)
-    pending: tuple[str, ...] = Field(default=(), max_length=MAX_DEVICES_PER_MESSAGE)
+    pending: tuple[str, ...] = ()
     infos: dict[str, DeviceInfo] = Field(default_factory=dict)
     listed: int = Field(default=0, ge=0)
 
@@ -109,27 +109,30 @@ async def fan_out(
 ) -> FanOutResult:
     """List the run's devices from ``start`` and send them as check messages as they come.
 
-    Every :data:`SEND_BATCH` messages are sent together, then ``save`` keeps the checkpoint
-    (a crash after it resends nothing before it). After each page, ``go_on()`` is asked
-    whether there is time for another; when there is not, the messages cut so far are
-    sent and the checkpoint to go on from is returned. Invalid IDs in the listing are
-    skipped with a warning (the cycle's rule), and a device listed twice in one call is
-    sent once.
+    Whenever the devices listed make :data:`SEND_BATCH` messages (and more follow), those
+    are sent together, then ``save`` keeps the checkpoint: a crash after it resends
+    nothing before it. After each page, ``go_on()`` is asked whether there is time for
+    another; when there is not, the whole messages listed are sent and the checkpoint to go
+    on from is returned. Invalid IDs in the listing are skipped with a warning (the cycle's
+    rule), and a device listed twice in one call is sent once.
     """
     pending = list(start.pending)
     infos = dict(start.infos)
     seen = set(pending)
     part, cursor, listed = start.next_part, start.cursor, start.listed
-    outbox: list[CheckMessage] = []
     sent_messages = sent_devices = 0
 
-    def cut(*, last: bool) -> None:
-        # Whole messages while more devices follow them; with ``last``, the rest too.
-        nonlocal part
-        while len(pending) > per_message or (last and pending):
+    def send_messages(count: int | None, *, last: bool = False) -> None:
+        """Send ``count`` whole messages of the pending devices (``None``: every whole
+        message that more devices follow; with ``last``, the rest as the last message)."""
+        nonlocal part, sent_messages, sent_devices
+        messages: list[CheckMessage] = []
+        while (len(pending) > per_message or (last and pending)) and (
+            count is None or len(messages) < count
+        ):
             chunk = pending[:per_message]
             del pending[:per_message]
-            outbox.append(
+            messages.append(
                 CheckMessage(
                     run_id=run_id,
                     device_ids=tuple(chunk),
@@ -139,14 +142,10 @@ async def fan_out(
                 )
             )
             part += 1
-
-    def flush() -> None:
-        nonlocal sent_messages, sent_devices
-        if outbox:
-            send(list(outbox))
-            sent_messages += len(outbox)
-            sent_devices += sum(len(message.device_ids) for message in outbox)
-            outbox.clear()
+        if messages:
+            send(messages)
+            sent_messages += len(messages)
+            sent_devices += sum(len(message.device_ids) for message in messages)
 
     def checkpoint() -> ListingCheckpoint:
         return ListingCheckpoint(
@@ -170,14 +169,12 @@ async def fan_out(
                     infos[device_id] = info
             if page.next_cursor is None:
                 break
-            cut(last=False)
             cursor = page.next_cursor
-            if len(outbox) >= SEND_BATCH:
-                flush()
+            while len(pending) > SEND_BATCH * per_message:
+                send_messages(SEND_BATCH)
                 save(checkpoint())
             if not go_on():
-                flush()
+                send_messages(None)
                 return FanOutResult(checkpoint(), False, sent_messages, sent_devices)
-    cut(last=True)
-    flush()
+    send_messages(None, last=True)
     return FanOutResult(checkpoint(), True, sent_messages, sent_devices)

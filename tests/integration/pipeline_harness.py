@@ -179,6 +179,10 @@ class Pipeline:
             self._scheduled += 1
         if run_id is not None:
             event["run_id"] = run_id
+        return self.invoke_scheduler(event)
+
+    def invoke_scheduler(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The scheduler function invoked with this event (the schedule's input, or not)."""
         return self._invoke("scheduler", event, scheduler=self.scheduler)  # type: ignore[no-any-return]
 
     def run_listing(self, *, max_rounds: int = 1000) -> list[dict[str, Any]]:

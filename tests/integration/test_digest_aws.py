@@ -188,13 +188,22 @@ def test_two_releases_over_3000_devices_make_one_message_and_one_slack_post_each
     assert pipeline.notifications() == []
 
 
-def test_a_scheduler_retry_of_the_same_run_publishes_each_release_once(world: Make) -> None:
+def test_a_scheduler_retry_of_the_same_run_enqueues_nothing_and_the_release_is_told_once(
+    world: Make,
+) -> None:
     sim, pipeline = world()
     pipeline.cycle()
     sim.cloud.publish_release(PLUG, 0, "1.1.0")
-    # Given the Scheduler retrying an invocation (same run): every message is sent twice
+    # Given the Scheduler retrying an invocation (same run)
     run = pipeline.schedule()
-    pipeline.schedule(run["run_id"])
+    again = pipeline.schedule(run["run_id"])
+    # Then the retry enqueued nothing
+    assert (run["messages"], again["messages"], again["devices"]) == (5, 0, 0)
+    # And when SQS delivers every check message of the run twice all the same
+    bodies = take_all(pipeline, pipeline.check_queue)
+    assert len(bodies) == 5
+    for body in bodies + bodies:
+        pipeline.send_raw(body)
     pipeline.run_checkers()
     pipeline.run_differ()
     pipeline.run_digest()

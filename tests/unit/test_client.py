@@ -263,6 +263,68 @@ async def test_list_devices_follows_the_thing_cursor_to_the_end() -> None:
     assert len(cloud.business) == 3
 
 
+async def test_a_listing_stopped_between_pages_resumes_from_the_next_pages_cursor() -> None:
+    ids = [f"dev{i:03d}" for i in range(45)]
+
+    def page(request: httpx.Request) -> dict[str, Any]:
+        after = request.url.params.get("last_id")
+        start = ids.index(after) + 1 if after else 0
+        return envelope([{"id": d} for d in ids[start : start + 20]])
+
+    cloud = ScriptedCloud(page)
+    async with make_client(cloud) as tuya:
+        # Given the first page, and its cursor
+        first = await anext(aiter(tuya.list_device_pages()))
+        # When the listing is resumed from that cursor (in another client, even)
+        rest = [p async for p in tuya.list_device_pages(first.next_cursor)]
+    # Then it gives the pages after it, the last without a cursor
+    assert [d.device_id for d in first.devices] == ids[:20]
+    assert [[d.device_id for d in p.devices] for p in rest] == [ids[20:40], ids[40:]]
+    assert [p.next_cursor for p in (first, *rest)] == ["dev019", "dev039", None]
+
+
+async def test_a_listing_ending_on_a_full_page_ends_with_an_empty_page() -> None:
+    ids = [f"dev{i:03d}" for i in range(40)]
+
+    def page(request: httpx.Request) -> dict[str, Any]:
+        after = request.url.params.get("last_id")
+        start = ids.index(after) + 1 if after else 0
+        return envelope([{"id": d} for d in ids[start : start + 20]])
+
+    async with make_client(ScriptedCloud(page)) as tuya:
+        pages = [p async for p in tuya.list_device_pages()]
+    # A full page may be the last: only the next (empty) answer says so
+    assert [(len(p.devices), p.next_cursor) for p in pages] == [
+        (20, "dev019"),
+        (20, "dev039"),
+        (0, None),
+    ]
+
+
+async def test_an_iot03_listing_resumes_from_a_row_key() -> None:
+    pages = {
+        None: {"has_more": True, "last_row_key": "k1", "list": [{"id": "a"}, {"id": "b"}]},
+        "k1": {"has_more": True, "last_row_key": "k2", "list": [{"id": "c"}]},
+        "k2": {"has_more": False, "last_row_key": "k3", "list": [{"id": "d"}]},
+    }
+
+    def page(request: httpx.Request) -> dict[str, Any]:
+        return envelope(pages[request.url.params.get("last_row_key")])
+
+    settings = TuyaSettings(
+        access_id="unit-id",
+        access_secret=SECRET,
+        endpoint="https://openapi.tuyaeu.com",
+        device_listing="iot-03",
+    )
+    async with TuyaClient(settings, transport=httpx.MockTransport(ScriptedCloud(page))) as tuya:
+        rest = [p async for p in tuya.list_device_pages("k1")]
+    assert [([d.device_id for d in p.devices], p.next_cursor) for p in rest] == [
+        (["c"], "k2"),
+        (["d"], None),
+    ]
+
+
 async def test_list_devices_follows_iot03_row_keys() -> None:
     pages = {
         None: {

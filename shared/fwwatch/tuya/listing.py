@@ -11,7 +11,8 @@ can stop between pages and be resumed from that cursor later (by another process
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,13 +60,14 @@ async def device_pages(
         pages = _iot03_pages(call, settings, cursor)
     else:
         pages = _thing_pages(call, cursor)
-    async for raw, next_cursor in pages:
-        yield DevicePage(tuple(_parse_device(item) for item in raw), next_cursor)
+    async with aclosing(pages):  # a listing stopped between pages ends its request loop
+        async for raw, next_cursor in pages:
+            yield DevicePage(tuple(_parse_device(item) for item in raw), next_cursor)
 
 
 async def _thing_pages(
     call: Call, last_id: str | None
-) -> AsyncIterator[tuple[list[Any], str | None]]:
+) -> AsyncGenerator[tuple[list[Any], str | None]]:
     while True:
         query: dict[str, str | int] = {"page_size": THING_PAGE_SIZE}
         if last_id:
@@ -82,7 +84,7 @@ async def _thing_pages(
 
 async def _iot03_pages(
     call: Call, settings: TuyaSettings, row_key: str | None
-) -> AsyncIterator[tuple[list[Any], str | None]]:
+) -> AsyncGenerator[tuple[list[Any], str | None]]:
     query: dict[str, str | int] = {"page_size": 200}
     if settings.source_type:
         query["source_type"] = settings.source_type
