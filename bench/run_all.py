@@ -21,6 +21,7 @@ BENCHMARKS = [
     "check_process",
     "rate_ceiling",
     "aws_requests",
+    "run_200k",
     "cold_start",
     "local_scale",
     "report_size",

@@ -21,6 +21,7 @@ from fwwatch.aws.run_table import DynamoRunTable, RunProgress
 from fwwatch.messages import CheckMessage
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice, generate_fleet
 from tests.aws.template import load_template
+from tests.integration.fakes import failing_calls
 from tests.integration.pipeline_harness import FIRST_RUN, Pipeline, TimeLeft
 
 pytestmark = pytest.mark.integration
@@ -300,3 +301,57 @@ def test_a_retry_after_a_crash_mid_listing_enqueues_only_what_the_first_did_not(
     assert sorted(message.part for message in messages) == list(range(100))
     # And only the pages after the checkpoint were listed again (51 pages in one pass)
     assert 51 < sim.cloud.stats.by_api[LISTING_PAGES] <= 51 + 10
+
+
+def test_a_step_delivered_twice_lists_once(world: Make) -> None:
+    sim, pipeline = world(plugs(200), DevicesPerMessage=10)
+    pipeline.invocation_clock = pages_cost(sim, budget_s=53)  # four steps of 3 pages
+    # Given the first step handed on, and its message on the listing queue twice (SQS
+    # delivers at least once)
+    run_id = pipeline.schedule()["run_id"]
+    (body,) = take_bodies(pipeline, pipeline.listing_queue)
+    for _ in range(2):
+        pipeline.stack.client("sqs").send_message(QueueUrl=pipeline.listing_queue, MessageBody=body)
+    # When the listing queue is consumed
+    answers = pipeline.run_listing()
+    # Then the copy did nothing: three more steps, every device in one message
+    assert len(answers) == 4
+    assert listing_of(pipeline, run_id).step == 3
+    listed = Counter(d for message in take_enqueued(pipeline) for d in message.device_ids)
+    assert sorted(listed) == [f"plug{i:05d}" for i in range(200)]
+    assert set(listed.values()) == {1}
+    assert sim.cloud.stats.by_api[LISTING_PAGES] == 11
+
+
+def test_a_step_that_died_before_its_message_went_out_is_handed_on_by_its_retry(
+    world: Make,
+) -> None:
+    sim, pipeline = world(plugs(200), DevicesPerMessage=10)
+    pipeline.invocation_clock = pages_cost(sim, budget_s=53)
+    # Given the listing queue refusing the first step's message, after the step handed on
+    refused = failing_calls(pipeline.stack.client("sqs"), "SendMessage", "InternalError", 1)
+    run_id = FIRST_RUN.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with pytest.raises(ClientError):
+        pipeline.schedule(run_id)
+    assert refused == [0]
+    assert waiting(pipeline, pipeline.listing_queue) == 0
+    # When Lambda invokes the scheduled invocation again
+    retry = pipeline.schedule(run_id)
+    pipeline.run_listing()
+    # Then the retry enqueued nothing itself, sent the step on, and the run was listed once
+    assert (retry["listing"], retry["devices"]) == ("handed on already", 0)
+    assert listing_of(pipeline, run_id).finished
+    listed = Counter(d for message in take_enqueued(pipeline) for d in message.device_ids)
+    assert sorted(listed) == [f"plug{i:05d}" for i in range(200)]
+    assert set(listed.values()) == {1}
+
+
+def take_bodies(pipeline: Pipeline, url: str) -> list[str]:
+    """The bodies of the messages a queue holds, taken."""
+    sqs = pipeline.stack.client("sqs")
+    bodies = []
+    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in got:
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies

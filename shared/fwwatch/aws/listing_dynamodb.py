@@ -7,7 +7,8 @@ next (a message on the listing queue) before its time runs out. The item holds:
 - ``step``, the step that holds the listing, or will: ``lease_owner`` and ``lease_until``
   while one is under way (a conditional write takes it, as the digest takes its lease);
 - ``checkpoint``, where the listing stands (a :class:`~fwwatch.fanout.ListingCheckpoint`),
-  written as the step sends its messages and when it hands on;
+  written as the step sends its messages and when it hands on; ``sent_step``, the step
+  whose message is known to be on the listing queue;
 - ``listed_at``, ``parts`` and ``devices`` once the listing is finished: the run's plan.
 
 The item is the run's idempotency record. Step 0 creates it with a conditional write, so
@@ -42,6 +43,7 @@ class ListingRecord:
     lease_until: int | None = None
     checkpoint: ListingCheckpoint = field(default_factory=ListingCheckpoint)
     started_at: int | None = None
+    sent_step: int | None = None
     listed_at: int | None = None
     parts: int | None = None
     devices: int | None = None
@@ -73,6 +75,7 @@ class ListingRecord:
                 else ListingCheckpoint()
             ),
             started_at=number("started_at"),
+            sent_step=number("sent_step"),
             listed_at=number("listed_at"),
             parts=number("parts"),
             devices=number("devices"),
@@ -161,6 +164,11 @@ class DynamoRunListing:
             "SET step = :next, checkpoint = :at REMOVE lease_owner, lease_until",
             {":next": step + 1, ":at": checkpoint.model_dump_json()},
         )
+
+    def note_sent(self, run_id: str, step: int) -> None:
+        """The message of step ``step`` is on the listing queue: a retry of the step before
+        it need not send it again."""
+        self.runs.update(run_id, "SET sent_step = :step", {":step": step}, sk=LISTING)
 
     def finish(self, run_id: str, step: int, *, owner: str, parts: int, devices: int) -> None:
         """Record the finished listing: the run's number of messages and of devices."""

@@ -83,6 +83,8 @@ class RunListing(Protocol):
         self, run_id: str, step: int, *, owner: str, checkpoint: ListingCheckpoint
     ) -> None: ...
 
+    def note_sent(self, run_id: str, step: int) -> None: ...
+
     def finish(self, run_id: str, step: int, *, owner: str, parts: int, devices: int) -> None: ...
 
     def release(self, run_id: str, step: int, *, owner: str) -> None: ...
@@ -254,7 +256,7 @@ class SchedulerService:
             )
             return answer | {"listing": "finished", "parts": result.parts}
         self.listings.hand_off(run_id, step, owner=owner, checkpoint=result.checkpoint)
-        self.continuations.send(ListingContinuation(run_id=run_id, step=step + 1))
+        self._send_on(run_id, step + 1)
         logger.info(
             "listing handed on",
             extra={"listed": result.checkpoint.listed, "next_step": step + 1},
@@ -299,11 +301,16 @@ class SchedulerService:
         if record.finished:
             logger.info("the run's listing is finished already: nothing sent")
             return "finished already"
-        if record.step == step + 1 and not record.under_way(self.clock()):
-            # This step handed on, and may have died before the message went out: send it
-            # again (a duplicate finds the step taken, and does nothing).
-            self.continuations.send(ListingContinuation(run_id=run_id, step=record.step))
-            logger.info("the step was handed on already: its continuation sent again")
+        lost = record.sent_step != record.step and not record.under_way(self.clock())
+        if record.step == step + 1 and lost:
+            # This step handed on, and died before its message was known to be out: send it
+            # again (if it was out, the duplicate finds the step taken, and does nothing).
+            self._send_on(run_id, record.step)
+            logger.info("the step was handed on, its message maybe lost: sent again")
             return "handed on already"
-        logger.info("the run's listing is under way elsewhere: nothing sent")
+        logger.info("the run's listing is under way or handed on: nothing sent")
         return "under way"
+
+    def _send_on(self, run_id: str, step: int) -> None:
+        self.continuations.send(ListingContinuation(run_id=run_id, step=step))
+        self.listings.note_sent(run_id, step)
