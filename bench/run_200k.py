@@ -32,8 +32,7 @@ from dataclasses import dataclass
 import httpx
 from _common import ACCESS_ID, ACCESS_SECRET, machine, simulator, table
 
-from fwwatch.aws.scheduler import HAND_OFF_S
-from fwwatch.aws.settings import SchedulerSettings, listing_qps
+from fwwatch.aws.settings import HAND_OFF_S, SchedulerSettings, listing_qps
 from fwwatch.cycle import check_batch
 from fwwatch.fanout import ListingCheckpoint, fan_out
 from fwwatch.state import ChannelKey, ChannelState

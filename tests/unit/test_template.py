@@ -1240,18 +1240,17 @@ def test_a_runs_listing_is_handed_on_by_the_scheduler_to_itself_one_step_at_a_ti
     ]
 
 
-def test_a_listing_step_stops_before_the_scheduler_times_out(template: Template) -> None:
-    from fwwatch.aws.scheduler import HAND_OFF_S
+def test_a_listing_step_spends_most_of_the_schedulers_time_listing(template: Template) -> None:
     from fwwatch.aws.settings import SchedulerSettings
 
-    # Given the scheduler's timeout, and the reserve a step keeps past its last page (the
-    # longest a page may take with its retries, then the time to hand on)
+    # Given the scheduler's timeout, and the reserve a step keeps when it starts a page (the
+    # longest a page may take with its retries, then the time to hand on), by default
     timeout = template.function_properties("SchedulerFunction")["Timeout"]
-    fields = SchedulerSettings.model_fields
-    budget, page = fields["tuya_retry_budget_s"].default, fields["tuya_timeout_s"].default
-    reserve = budget + page + HAND_OFF_S
-    # Then most of a step's time is spent listing
-    assert reserve < timeout / 4
+    required = ("TUYA_ENDPOINT", "TUYA_SECRET_NAME", "CONTROL_TABLE", "CHECK_QUEUE_URL")
+    environment = dict.fromkeys((*required, "LISTING_QUEUE_URL", "RUN_TABLE"), "x")
+    reserve = SchedulerSettings.load(environment).step_reserve_s
+    # Then a step lists for most of the invocation, and stops in time to hand on
+    assert 0 < reserve < timeout / 4
 
 
 def test_every_wait_of_the_digest_is_a_parameter_in_seconds_within_what_sqs_holds(

@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CheckQueue", "ListingQueue", "RunListing", "RunRequest", "SchedulerService"]
 
-#: Seconds a step keeps, past its last page, to send its messages and hand on.
-HAND_OFF_S = 10
 #: Seconds a step's lease outlasts the invocation's remaining time: no other step takes the
 #: listing while this one may still run, and a retry after a timeout finds it free.
 LEASE_MARGIN_S = 5
@@ -224,8 +222,7 @@ class SchedulerService:
             "messages": 0,
             "source": source,
         }
-        reserve_s = self.settings.tuya_retry_budget_s + self.settings.tuya_timeout_s + HAND_OFF_S
-        deadline = _Deadline(remaining_ms, reserve_ms=int(reserve_s * 1000))
+        deadline = _Deadline(remaining_ms, reserve_ms=int(self.settings.step_reserve_s * 1000))
         owner = uuid.uuid4().hex
         try:
             record = self.listings.claim(run_id, step, owner=owner, lease_s=deadline.lease_s())
@@ -233,35 +230,36 @@ class SchedulerService:
             return answer | {"listing": self._not_taken(run_id, step, taken.record)}
         try:
             result = run_async(self._list(run_id, step, owner, record.checkpoint, deadline))
+            answer |= {"devices": result.devices, "messages": result.messages}
+            metrics.add_metric(name="DevicesScheduled", unit=MetricUnit.Count, value=result.devices)
+            if result.finished:
+                return answer | self._finish(run_id, step, owner, result.checkpoint)
+            self.listings.hand_off(run_id, step, owner=owner, checkpoint=result.checkpoint)
+            self._send_on(run_id, step + 1)
         except LeaseLost as exc:
             logger.warning(f"stopped listing: {exc}")
             return answer | {"listing": "taken over"}
         except BaseException:
-            # Given back at once: a retry of this invocation goes on from the checkpoint.
+            # Given back at once: a retry of this invocation goes on from the checkpoint
+            # (or, when the step had handed on already, sends its message on).
             try:
                 self.listings.release(run_id, step, owner=owner)
             except Exception as exc:  # the lease runs out by itself
                 logger.warning(f"could not give the listing back: {exc}")
             raise
-        answer |= {"devices": result.devices, "messages": result.messages}
-        metrics.add_metric(name="DevicesScheduled", unit=MetricUnit.Count, value=result.devices)
-        if result.finished:
-            assert result.parts is not None
-            self.listings.finish(
-                run_id, step, owner=owner, parts=result.parts, devices=result.checkpoint.listed
-            )
-            logger.info(
-                "run scheduled",
-                extra={"devices": result.checkpoint.listed, "messages": result.parts},
-            )
-            return answer | {"listing": "finished", "parts": result.parts}
-        self.listings.hand_off(run_id, step, owner=owner, checkpoint=result.checkpoint)
-        self._send_on(run_id, step + 1)
         logger.info(
             "listing handed on",
             extra={"listed": result.checkpoint.listed, "next_step": step + 1},
         )
         return answer | {"listing": "handed on"}
+
+    def _finish(
+        self, run_id: str, step: int, owner: str, checkpoint: ListingCheckpoint
+    ) -> dict[str, Any]:
+        parts = checkpoint.next_part
+        self.listings.finish(run_id, step, owner=owner, parts=parts, devices=checkpoint.listed)
+        logger.info("run scheduled", extra={"devices": checkpoint.listed, "messages": parts})
+        return {"listing": "finished", "parts": parts}
 
     async def _list(
         self,

@@ -27,6 +27,7 @@ from ..tuya.config import (
 from ..tuya.settings import EnvSettings
 
 __all__ = [
+    "HAND_OFF_S",
     "CheckerSettings",
     "DifferSettings",
     "DigestSettings",
@@ -63,6 +64,8 @@ DigestDeadlineSeconds = Annotated[
 
 #: How much faster than the checks the listing goes, so that the checkers never wait for it.
 LISTING_LEAD = 1.25
+#: Seconds a listing step keeps, past its last page, to send its messages and hand on.
+HAND_OFF_S = 10
 
 
 def listing_qps(ceiling: float) -> float:
@@ -165,6 +168,12 @@ class SchedulerSettings(TuyaAccessSettings):
     def listing_qps(self) -> float:
         """The listing's share of the project's ceiling (:func:`listing_qps`)."""
         return listing_qps(self.tuya_qps)
+
+    @property
+    def step_reserve_s(self) -> float:
+        """The time a listing step keeps in reserve when it starts another page: the page's
+        longest (its retries' budget, then one more answer), then the hand-on."""
+        return self.tuya_retry_budget_s + self.tuya_timeout_s + HAND_OFF_S
 
     @property
     def configured_ids(self) -> list[str]:
