@@ -200,7 +200,7 @@ def test_a_scheduler_retry_of_the_same_run_enqueues_nothing_and_the_release_is_t
     # Then the retry enqueued nothing
     assert (run["messages"], again["messages"], again["devices"]) == (5, 0, 0)
     # And when SQS delivers every check message of the run twice all the same
-    bodies = take_all(pipeline, pipeline.check_queue)
+    bodies = pipeline.take_messages(pipeline.check_queue)
     assert len(bodies) == 5
     for body in bodies + bodies:
         pipeline.send_raw(body)

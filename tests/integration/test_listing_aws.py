@@ -309,7 +309,7 @@ def test_a_step_delivered_twice_lists_once(world: Make) -> None:
     # Given the first step handed on, and its message on the listing queue twice (SQS
     # delivers at least once)
     run_id = pipeline.schedule()["run_id"]
-    (body,) = take_bodies(pipeline, pipeline.listing_queue)
+    (body,) = pipeline.take_messages(pipeline.listing_queue)
     for _ in range(2):
         pipeline.stack.client("sqs").send_message(QueueUrl=pipeline.listing_queue, MessageBody=body)
     # When the listing queue is consumed
@@ -344,14 +344,3 @@ def test_a_step_that_died_before_its_message_went_out_is_handed_on_by_its_retry(
     listed = Counter(d for message in take_enqueued(pipeline) for d in message.device_ids)
     assert sorted(listed) == [f"plug{i:05d}" for i in range(200)]
     assert set(listed.values()) == {1}
-
-
-def take_bodies(pipeline: Pipeline, url: str) -> list[str]:
-    """The bodies of the messages a queue holds, taken."""
-    sqs = pipeline.stack.client("sqs")
-    bodies = []
-    while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in got:
-            bodies.append(message["Body"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies

@@ -1225,7 +1225,7 @@ def test_a_runs_listing_is_handed_on_by_the_scheduler_to_itself_one_step_at_a_ti
     senders = {
         function
         for function in template.functions()
-        if "ListingQueue" in policy_targets(template, function, "SQSSendMessagePolicy")
+        if "ListingQueue" in may(template, function, "sqs:SendMessage")
     }
     consumers = [
         (function, props)
