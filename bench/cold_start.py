@@ -134,7 +134,7 @@ SAVINGS = (
         ("scheduler",),
         (*BASE, "asyncio"),
         ("fwwatch.check",),
-        "the scheduler takes only `discover` from `fwwatch.cycle`",
+        "the scheduler takes only `listed_device_id` from `fwwatch.cycle` (for `fwwatch.fanout`)",
     ),
     Saving(
         "fwwatch.news",
