@@ -347,18 +347,15 @@ def main() -> None:
     state_writes = sum(
         unchanged.calls.get(call, 0) for call in ("dynamodb:BatchWriteItem", "dynamodb:PutItem")
     )
-    # Two writes per run, whatever its size: the scheduler claims the run's listing item
-    # (what makes a retried invocation send nothing) and records its end.
-    per_run = 2
-    met = per_1000 <= 20 + per_run * scale and state_writes == 0
+    met = per_1000 <= 20 and state_writes == 0
     print(
-        f"Floor (unchanged run: at most 20 billable requests per 1,000 devices and {per_run} "
-        f"per run, no DynamoDB write to the state table): **{'met' if met else 'NOT met'}** "
-        f"({per_1000:.1f} requests, {state_writes} PutItem or BatchWriteItem). The UpdateItems "
-        "of an unchanged run are the scheduler's claim and end of the run's listing item, and "
-        "the checker's count of the run's settled messages (one per run per invocation), in "
-        "the run table; an unchanged run asks for no digest. Not counted: the event source "
-        "mappings' idle long polling of the queues, which AWS bills whatever the fleet size.\n\n"
+        f"Floor (unchanged run: at most 20 billable requests per 1,000 devices, no DynamoDB "
+        f"write to the state table): **{'met' if met else 'NOT met'}** ({per_1000:.1f} "
+        f"requests, {state_writes} PutItem or BatchWriteItem). The UpdateItem of an unchanged "
+        "run is the checker's count of the run's settled messages (one per run per "
+        "invocation), in the run table; an unchanged run asks for no digest. Not counted: the "
+        "event source mappings' idle long polling of the queues, which AWS bills whatever the "
+        "fleet size.\n\n"
         "A changed state is one conditional PutItem (a state never replaces one observed "
         "later, and BatchWriteItem takes no condition), so the runs that write count a call "
         "per state item. DynamoDB bills writes per item, not per call (one write request "

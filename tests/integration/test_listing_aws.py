@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from fwwatch.aws.listing_dynamodb import DynamoRunListing, ListingRecord
 from fwwatch.aws.run_table import DynamoRunTable, RunProgress
+from fwwatch.fanout import CHECKPOINT_EVERY
 from fwwatch.messages import CheckMessage
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice, generate_fleet
 from tests.aws.template import load_template
@@ -274,33 +275,37 @@ def test_a_retry_after_a_crash_mid_listing_enqueues_only_what_the_first_did_not(
     world: Make,
 ) -> None:
     sim, pipeline = world(plugs(1_000), DevicesPerMessage=10)
-    # Given the check queue refusing the scheduler's 4th send (30 messages out before it)
+    # Given the check queue refusing the scheduler's send after the one that followed its
+    # first checkpoint (50 messages out before the checkpoint, 60 before the refusal)
+    refused = CHECKPOINT_EVERY + 2
     sends = [0]
 
-    def refuse_the_4th(**_: Any) -> None:
+    def refuse(**_: Any) -> None:
         sends[0] += 1
-        if sends[0] == 4:
+        if sends[0] == refused:
             raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "Send")
 
-    pipeline.stack.client("sqs").meta.events.register(
-        "before-call.sqs.SendMessageBatch", refuse_the_4th
-    )
+    pipeline.stack.client("sqs").meta.events.register("before-call.sqs.SendMessageBatch", refuse)
     # When the scheduled invocation fails there, and Lambda invokes it again
     run_id = FIRST_RUN.strftime("%Y-%m-%dT%H:%M:%SZ")
     with pytest.raises(ClientError, match="injected"):
         pipeline.schedule(run_id)
-    assert waiting(pipeline, pipeline.check_queue) == 30
+    assert waiting(pipeline, pipeline.check_queue) == 60
     retry = pipeline.schedule(run_id)
-    # Then the retry went on from the last checkpoint: every device is in one message
-    # of the run, and every part of the plan once
+    # Then the retry went on from the checkpoint: every device of the fleet is enqueued,
+    # and only the send after the checkpoint went out twice, with the parts it had
     assert retry["listing"] == "finished"
     messages = take_enqueued(pipeline)
     listed = Counter(device_id for message in messages for device_id in message.device_ids)
     assert sorted(listed) == [f"plug{i:05d}" for i in range(1_000)]
-    assert set(listed.values()) == {1}
-    assert sorted(message.part for message in messages) == list(range(100))
+    twice = {device for device, times in listed.items() if times == 2}
+    assert twice == {f"plug{i:05d}" for i in range(500, 600)}
+    assert set(listed.values()) == {1, 2}
+    parts = Counter(message.part for message in messages)
+    assert sorted(parts) == list(range(100))
+    assert {part for part, times in parts.items() if times == 2} == set(range(50, 60))
     # And only the pages after the checkpoint were listed again (51 pages in one pass)
-    assert 51 < sim.cloud.stats.by_api[LISTING_PAGES] <= 51 + 10
+    assert 51 < sim.cloud.stats.by_api[LISTING_PAGES] <= 51 + 10 + 2
 
 
 def test_a_step_delivered_twice_lists_once(world: Make) -> None:

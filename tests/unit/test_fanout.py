@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Callable
 import pytest
 
 from fwwatch.fanout import (
+    CHECKPOINT_EVERY,
     SEND_BATCH,
     ConfiguredDevices,
     FanOutResult,
@@ -96,12 +97,14 @@ async def test_one_pass_numbers_the_messages_and_only_the_last_knows_the_plan() 
     assert queue.messages[0].infos["dev00000"].device_name == "DEV00000"
 
 
-async def test_messages_go_out_ten_at_a_time_each_send_followed_by_a_checkpoint() -> None:
+async def test_messages_go_out_ten_at_a_time_with_a_checkpoint_every_few_sends() -> None:
     queue, saved = Queue(), []
     await list_once(PagedProject(ids(1_000)), queue, saved=saved)
-    # Every send but the last is one SQS batch, and a checkpoint follows each of those
+    # Every send but the last is one SQS batch
     assert [len(send) for send in queue.sends] == [SEND_BATCH] * 9 + [10]
-    assert [checkpoint.next_part for checkpoint in saved] == [10 * n for n in range(1, 10)]
+    # And a checkpoint follows every CHECKPOINT_EVERY of those (one write per few sends)
+    every = SEND_BATCH * CHECKPOINT_EVERY
+    assert [checkpoint.next_part for checkpoint in saved] == list(range(every, 91, every))
     # And a checkpoint holds no more than a page of devices not sent yet
     assert all(len(checkpoint.pending) <= 20 for checkpoint in saved)
 
@@ -150,25 +153,32 @@ async def test_the_last_message_waits_for_the_end_of_the_listing() -> None:
 
 
 async def test_a_crash_resumes_from_the_last_checkpoint_and_numbers_the_same() -> None:
-    # Given a queue that fails its fourth send
+    # Given a queue that fails the send after the first checkpoint's next one
     project, whole = PagedProject(ids(777)), Queue()
     await list_once(project, whole)
+    failing_send = CHECKPOINT_EVERY + 1
 
     class FailingQueue(Queue):
         def send(self, messages: list[CheckMessage]) -> None:
-            if len(self.sends) == 3:
+            if len(self.sends) == failing_send:
                 raise ConnectionError("the queue is down")
             super().send(messages)
 
     failing, saved = FailingQueue(), []
     with pytest.raises(ConnectionError):
         await list_once(project, failing, saved=saved)
+    assert len(saved) == 1
     # When the listing goes on from the last checkpoint saved
     retry = Queue()
     result = await list_once(project, retry, start=saved[-1])
-    # Then between them every message of the plan was sent once
+    # Then the retry sent the plan from the checkpoint on, numbered as one pass numbers it
     assert result.finished
-    assert plan(failing.messages + retry.messages) == plan(whole.messages)
+    after = saved[-1].next_part
+    assert plan(retry.messages) == [m for m in plan(whole.messages) if (m[0] or 0) >= after]
+    # And what the crash resent is only what went out after the checkpoint
+    assert plan(failing.messages) == plan(whole.messages)[: len(failing.messages)]
+    resent = {m.part for m in failing.messages} & {m.part for m in retry.messages}
+    assert resent == set(range(after, after + SEND_BATCH))
 
 
 async def test_an_invalid_or_repeated_listed_id_is_skipped() -> None:
