@@ -46,7 +46,12 @@ logger = logging.getLogger("fwwatch.aws.token")
 
 
 class DynamoTokenStore:
-    """A :class:`~fwwatch.tuya.tokens.TokenStore` shared by every container of the stack."""
+    """A :class:`~fwwatch.tuya.tokens.TokenStore` shared by every container of the stack.
+
+    ``reads`` counts the item's reads (a GetItem, or an item primed from a read of someone
+    else's); the item a lease returns is not one. ``renewals`` counts the renewals this
+    store made under its lease.
+    """
 
     def __init__(
         self,
