@@ -113,7 +113,7 @@ class DynamoTokenStore:
                 return self._cached
             outcome = await self._lease_or_newer(stale)
             if isinstance(outcome, Token):
-                # Another container renewed it while ours was failing: use theirs.
+                # Another container renewed it since this one read it: use theirs.
                 self._cached = outcome
                 return outcome
             stored = outcome.stored
