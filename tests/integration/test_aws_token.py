@@ -11,10 +11,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from fwwatch.aws.dynamo import from_dynamo
 from fwwatch.aws.token_dynamodb import DynamoTokenStore
 from fwwatch.check import check_devices
 from fwwatch.simulator import generate_fleet
 from fwwatch.tuya import RetryPolicy, TuyaClient, TuyaSettings
+from fwwatch.tuya.errors import TuyaError, TuyaTransientError
+from fwwatch.tuya.tokens import Token
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +218,334 @@ async def test_a_new_container_reads_the_token_and_its_learned_rate_in_one_reque
     assert counting.calls == ["batch_get_item"]
     assert tuya.limiter.rate == pytest.approx(min(42.0 * 0.95, tuya.limiter.ceiling), rel=0.01)
     assert sim.cloud.stats.snapshot()["grants"] == 1
+
+
+# ---------------------------------------------------------------- one renewal's requests
+
+
+class DynamoCalls:
+    """The DynamoDB operations a client sends, noted by botocore's ``before-call`` hook."""
+
+    def __init__(self, client: Any) -> None:
+        self.names: list[str] = []
+        client.meta.events.register("before-call.dynamodb.*", self._note)
+
+    def _note(self, model: Any, **_: Any) -> None:
+        self.names.append(model.name)
+
+
+class Clock:
+    """Epoch seconds that move only when a test moves them (or by ``step`` at each look)."""
+
+    def __init__(self, now: float = 1_700_000_000.0, step: float = 0.0) -> None:
+        self.now = now
+        self.step = step
+
+    def __call__(self) -> float:
+        now = self.now
+        self.now += self.step
+        return now
+
+
+class FakeRenewal:
+    """A token renewal that notes the token it was given and hands out a new one each time."""
+
+    def __init__(self, name: str, clock: Clock, fails_with: TuyaError | None = None) -> None:
+        self.given: list[Token | None] = []
+        self._name = name
+        self._clock = clock
+        self._fails_with = fails_with
+
+    async def __call__(self, stored: Token | None) -> Token:
+        self.given.append(stored)
+        if self._fails_with is not None:
+            raise self._fails_with
+        return Token(
+            access_token=f"access-{self._name}-{len(self.given)}",
+            refresh_token=f"refresh-{self._name}-{len(self.given)}",
+            expires_at=self._clock() + 7200,
+        )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_store(control_table: tuple[Any, str], clock: Clock) -> Callable[..., DynamoTokenStore]:
+    def make(**kwargs: Any) -> DynamoTokenStore:
+        kwargs.setdefault("poll_s", 0.01)
+        return DynamoTokenStore(*control_table, clock=clock, **kwargs)
+
+    return make
+
+
+def stored_item(table: tuple[Any, str]) -> dict[str, Any]:
+    client, name = table
+    return from_dynamo(client.get_item(TableName=name, Key={"pk": {"S": "tuya-token"}})["Item"])
+
+
+async def yesterdays_token(make_store: Callable[..., DynamoTokenStore], clock: Clock) -> Token:
+    """The item as a run of the day before left it: a token long expired."""
+    token = await make_store().replace(None, FakeRenewal("yesterday", clock))
+    clock.now += 86_000
+    return token
+
+
+async def test_renewing_a_stale_token_is_two_updates_and_no_read(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given a container that read yesterday's token, long expired
+    old = await yesterdays_token(make_store, clock)
+    store = make_store()
+    stale = await store.load()
+    assert stale == old
+    calls = DynamoCalls(control_table[0])
+    renewal = FakeRenewal("today", clock)
+    # When it renews the token, nobody else renewing
+    token = await store.replace(stale, renewal)
+    # Then the lease and the new token took one UpdateItem each, with no read in between
+    assert calls.names == ["UpdateItem", "UpdateItem"]
+    assert store.reads == 1
+    assert store.renewals == 1
+    # And the renewal refreshed the stored token, with the stored refresh token
+    [given] = renewal.given
+    assert given is not None
+    assert (given.access_token, given.refresh_token) == (old.access_token, old.refresh_token)
+    # And the item holds the new token, its lease released
+    item = stored_item(control_table)
+    assert item["access_token"] == token.access_token == "access-today-1"
+    assert "lease_owner" not in item
+    assert "lease_until" not in item
+    assert await store.load() == token
+
+
+async def test_the_first_token_of_an_empty_table_is_two_updates_and_no_read(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given a table without a token item, and a container that never read it
+    store = make_store()
+    calls = DynamoCalls(control_table[0])
+    renewal = FakeRenewal("first", clock)
+    # When it needs a token
+    token = await store.replace(None, renewal)
+    # Then it was granted one and stored it in two requests
+    assert calls.names == ["UpdateItem", "UpdateItem"]
+    assert renewal.given == [None]
+    assert stored_item(control_table)["access_token"] == token.access_token
+
+
+async def test_a_renewal_by_another_container_since_the_read_is_used_without_a_grant(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given two containers that read yesterday's token, and one of them renewed it since
+    await yesterdays_token(make_store, clock)
+    late, early = make_store(), make_store()
+    stale = await late.load()
+    assert stale == await early.load()
+    renewed = await early.replace(stale, FakeRenewal("early", clock))
+    calls = DynamoCalls(control_table[0])
+    renewal = FakeRenewal("late", clock)
+    # When the other one renews the token it read
+    token = await late.replace(stale, renewal)
+    # Then its lease is refused, it reads the item and uses the token stored there
+    assert token == renewed
+    assert renewal.given == []
+    assert calls.names == ["UpdateItem", "GetItem"]
+    assert late.renewals == 0
+    assert stored_item(control_table)["access_token"] == renewed.access_token
+
+
+async def test_a_pending_shared_failure_is_raised_without_a_lease_or_a_grant(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given two containers that read yesterday's token, and a renewal by one that failed
+    await yesterdays_token(make_store, clock)
+    late, early = make_store(), make_store()
+    stale = await late.load()
+    await early.load()
+    refused = TuyaTransientError("HTTP 503 from the token grant")
+    with pytest.raises(TuyaTransientError, match="HTTP 503"):
+        await early.replace(stale, FakeRenewal("early", clock, fails_with=refused))
+    calls = DynamoCalls(control_table[0])
+    renewal = FakeRenewal("late", clock)
+    # When the other one renews before the shared backoff is over
+    with pytest.raises(TuyaTransientError, match="HTTP 503") as raised:
+        await late.replace(stale, renewal)
+    # Then it gets the same failure, with the time of the next try, and asks for no token
+    assert raised.value.retry_after_s is not None
+    assert raised.value.retry_after_s > 0
+    assert renewal.given == []
+    assert calls.names == ["UpdateItem", "GetItem"]
+    assert "lease_owner" not in stored_item(control_table)
+
+
+async def test_a_failure_after_another_containers_failure_grows_the_shared_backoff(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given a container that read yesterday's token before another one's renewal failed
+    await yesterdays_token(make_store, clock)
+    late, early = make_store(), make_store()
+    stale = await late.load()
+    await early.load()
+    refused = TuyaTransientError("HTTP 503 from the token grant")
+    with pytest.raises(TuyaTransientError):
+        await early.replace(stale, FakeRenewal("early", clock, fails_with=refused))
+    assert stored_item(control_table)["renew_failures"] == 1
+    # When, the backoff over, its own renewal fails too
+    clock.now += 60
+    renewal = FakeRenewal("late", clock, fails_with=refused)
+    with pytest.raises(TuyaTransientError):
+        await late.replace(stale, renewal)
+    # Then it tried once, and the item counts two failures in a row (the next step is longer)
+    assert len(renewal.given) == 1
+    item = stored_item(control_table)
+    assert item["renew_failures"] == 2
+    assert "lease_owner" not in item
+
+
+async def test_a_lease_held_by_another_container_is_waited_for_and_its_token_used(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given two containers that read yesterday's token
+    await yesterdays_token(make_store, clock)
+    holder, waiter = make_store(), make_store()
+    stale = await holder.load()
+    assert stale == await waiter.load()
+    waiter_renewal = FakeRenewal("waiter", clock)
+    holder_renewal = FakeRenewal("holder", clock)
+    waiting: list[asyncio.Task[Token]] = []
+
+    async def renew_once_the_other_waits(stored: Token | None) -> Token:
+        # While this one holds the lease, the other renews and is refused it
+        waiting.append(asyncio.create_task(waiter.replace(stale, waiter_renewal)))
+        for _ in range(500):
+            if waiter.reads > 1:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the waiting container never read the item")
+        return await holder_renewal(stored)
+
+    # When one renews the token while the other needs it too
+    renewed = await holder.replace(stale, renew_once_the_other_waits)
+    # Then the other waits for the lease's holder and uses its token: one renewal in all
+    assert await waiting[0] == renewed
+    assert waiter_renewal.given == []
+    assert len(holder_renewal.given) == 1
+    assert waiter.renewals == 0
+
+
+async def test_a_lease_held_past_the_wait_ends_in_a_transient_error(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given yesterday's token, leased by a container that is still renewing it
+    await yesterdays_token(make_store, clock)
+    client, table = control_table
+    client.update_item(
+        TableName=table,
+        Key={"pk": {"S": "tuya-token"}},
+        UpdateExpression="SET lease_owner = :other, lease_until = :until",
+        ExpressionAttributeValues={
+            ":other": {"S": "another-container"},
+            ":until": {"N": str(int(clock.now) + 60)},
+        },
+    )
+    clock.step = 0.001
+    store = make_store(wait_s=0)
+    stale = await store.load()
+    renewal = FakeRenewal("impatient", clock)
+    # When a container needs a new token and the lease outlasts its wait
+    with pytest.raises(TuyaTransientError, match="for another container to renew the token"):
+        await store.replace(stale, renewal)
+    # Then it asked for no token, and the other's lease stands
+    assert renewal.given == []
+    assert stored_item(control_table)["lease_owner"] == "another-container"
+
+
+async def test_a_lease_lost_during_the_renewal_ends_with_the_next_holders_token(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given two containers that read yesterday's token
+    await yesterdays_token(make_store, clock)
+    slow, quick = make_store(), make_store()
+    stale = await slow.load()
+    await quick.load()
+    quick_renewal = FakeRenewal("quick", clock)
+
+    async def renew_past_the_lease(stored: Token | None) -> Token:
+        # So slow that the lease runs out and the other container renews meanwhile
+        clock.now += 120
+        await quick.replace(stale, quick_renewal)
+        return await FakeRenewal("slow", clock)(stored)
+
+    # When the slow one comes back with its token
+    token = await slow.replace(stale, renew_past_the_lease)
+    # Then its write is refused and it uses the token the other stored
+    assert token.access_token == "access-quick-1"
+    item = stored_item(control_table)
+    assert item["access_token"] == "access-quick-1"
+    assert "lease_owner" not in item
+
+
+async def test_a_token_the_table_expired_is_replaced_by_a_grant(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given a container that holds a token whose item the table's TTL has since removed
+    await yesterdays_token(make_store, clock)
+    store = make_store()
+    stale = await store.load()
+    client, table = control_table
+    client.delete_item(TableName=table, Key={"pk": {"S": "tuya-token"}})
+    calls = DynamoCalls(client)
+    renewal = FakeRenewal("today", clock)
+    # When it renews the token
+    token = await store.replace(stale, renewal)
+    # Then it learns the item is empty, takes the lease for a grant at once, and stores it
+    assert renewal.given == [None]
+    assert calls.names == ["UpdateItem", "GetItem", "UpdateItem", "UpdateItem"]
+    assert stored_item(control_table)["access_token"] == token.access_token
+
+
+async def test_a_daily_run_refreshes_the_expired_shared_token_in_two_requests(
+    make_simulator: Callable[..., Any], control_table: tuple[Any, str]
+) -> None:
+    from fwwatch.aws.settings import TuyaAccessSettings
+    from fwwatch.aws.tuya_access import TuyaAccess
+
+    sim = make_simulator(fleet=generate_fleet(3, seed=13, offline_ratio=0))
+    settings = TuyaAccessSettings(
+        tuya_endpoint=sim.url, tuya_secret_name="fwwatch/tuya", control_table=control_table[1]
+    )
+    secret = {"access_id": sim.access_id, "access_secret": sim.access_secret}
+
+    def access() -> TuyaAccess:
+        return TuyaAccess(
+            settings,
+            qps=50,
+            dynamodb=control_table[0],
+            rate_share="checker",
+            read_secret=lambda _: secret,
+        )
+
+    device_id = sim.cloud.fleet.devices[0].device_id
+    # Given yesterday's run's token, stored with an expiry long past
+    async with access().client() as tuya:
+        await tuya.get_firmware(device_id)
+    client, table = control_table
+    client.update_item(
+        TableName=table,
+        Key={"pk": {"S": "tuya-token"}},
+        UpdateExpression="SET token_expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": "1"}},
+    )
+    calls = DynamoCalls(client)
+    # When today's run's container checks a device
+    async with access().client() as tuya:
+        await tuya.get_firmware(device_id)
+    # Then it read the item once with the rate, then leased and wrote the token: one refresh
+    # with the stored refresh token, no new grant
+    assert calls.names == ["BatchGetItem", "UpdateItem", "UpdateItem"]
+    stats = sim.cloud.stats.snapshot()
+    assert (stats["grants"], stats["refreshes"]) == (1, 1)

@@ -6,6 +6,14 @@ conditional write) asks Tuya for a new one; the others wait and read what it sto
 container that meets a rejected token first re-reads the item: someone else may already
 have renewed it.
 
+An uncontended renewal is two requests. The lease is taken by one conditional UpdateItem
+that holds only while the item still has the token the caller found stale, no other lease
+is live and no shared backoff is pending; it returns the item, so the renewal refreshes the
+stored token itself. The new token is written and the lease released by a second
+UpdateItem, on condition that the lease is still ours. Only when the lease is refused is
+the item read, to learn why: a newer token (used), a pending failure (shared), or another
+container's renewal (waited for).
+
 A renewal that fails is shared too: the container that tried writes when the next attempt
 may be made (a backoff that grows with each failure in a row) and why it failed; until
 then every other container gets the same failure at once instead of a grant of its own.
@@ -14,12 +22,15 @@ then every other container gets the same failure at once instead of a grant of i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import random
 import time
 import uuid
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +46,12 @@ logger = logging.getLogger("fwwatch.aws.token")
 
 
 class DynamoTokenStore:
-    """A :class:`~fwwatch.tuya.tokens.TokenStore` shared by every container of the stack."""
+    """A :class:`~fwwatch.tuya.tokens.TokenStore` shared by every container of the stack.
+
+    ``reads`` counts the item's reads (a GetItem, or an item primed from a read of someone
+    else's); the item a lease returns is not one. ``renewals`` counts the renewals this
+    store made under its lease.
+    """
 
     def __init__(
         self,
@@ -95,21 +111,12 @@ class DynamoTokenStore:
         async with self._lock():
             if self._cached is not None and not _same(self._cached, stale):
                 return self._cached
-            deadline = self._clock() + self._wait_s
-            while True:
-                stored = await self._db(self._read)
-                if stored is not None and not _same(stored, stale):
-                    # Another container renewed it while ours was failing: use theirs.
-                    self._cached = stored
-                    return stored
-                self._raise_shared_failure()
-                if await self._db(self._take_lease):
-                    break
-                if self._clock() > deadline:
-                    raise TuyaTransientError(
-                        f"waited {self._wait_s:.0f} s for another container to renew the token"
-                    )
-                await asyncio.sleep(self._poll_s)
+            outcome = await self._lease_or_newer(stale)
+            if isinstance(outcome, Token):
+                # Another container renewed it since this one read it: use theirs.
+                self._cached = outcome
+                return outcome
+            stored = outcome.stored
             try:
                 token = await renew(stored)
             except TuyaFatalError:
@@ -122,16 +129,46 @@ class DynamoTokenStore:
                 await self._db(self._release_lease)
                 raise
             try:
-                if not await self._db(self._store, token):
-                    # Our lease ran out and another container renewed: theirs is current.
-                    stored = await self._db(self._read)
-                    if stored is not None:
-                        token = stored
-            finally:
-                await self._db(self._release_lease)
+                stored_ours = await self._db(self._store, token)
+            except BaseException:
+                # The write may not have been made: free the lease rather than make every
+                # other container wait it out; the write's failure is the one to report.
+                with contextlib.suppress(TuyaTransientError):
+                    await self._db(self._release_lease)
+                raise
+            if not stored_ours:
+                # Our lease ran out and another container renewed: theirs is current.
+                current = await self._db(self._read)
+                if current is not None:
+                    token = current
             self.renewals += 1
             self._cached = token
             return token
+
+    async def _lease_or_newer(self, stale: Token | None) -> _Leased | Token:
+        """Our lease on the item, or the newer token another container stored."""
+        deadline = self._clock() + self._wait_s
+        expected = stale
+        while True:
+            leased = await self._db(self._take_lease, expected)
+            if leased is not None:
+                # The item as the lease left it: the stale token, and its refresh token.
+                return _Leased(self._accept(leased))
+            # Refused: a newer token, a pending shared failure, or another container's lease.
+            stored = await self._db(self._read)
+            if stored is not None and not _same(stored, expected):
+                return stored
+            self._raise_shared_failure()
+            if stored is None and expected is not None:
+                # The item lost its token (the table's TTL removes one left for a day): the
+                # lease is taken for a first grant.
+                expected = None
+                continue
+            if self._clock() > deadline:
+                raise TuyaTransientError(
+                    f"waited {self._wait_s:.0f} s for another container to renew the token"
+                )
+            await asyncio.sleep(self._poll_s)
 
     def _raise_shared_failure(self) -> None:
         """Another container's renewal failed a moment ago: share its outcome, try later."""
@@ -187,43 +224,66 @@ class DynamoTokenStore:
             uid=str(item.get("uid", "")),
         )
 
-    def _take_lease(self) -> bool:
+    def _take_lease(self, stale: Token | None) -> dict[str, Any] | None:
+        """Take the lease if the item still holds ``stale``: the item after, or ``None``."""
         now = self._clock()
+        values: dict[str, Any] = {
+            ":me": self._owner,
+            ":until": int(now + self._lease_s),
+            ":now": int(now),
+            # Rounded down: the condition never lets a renewal in before the shared backoff
+            # is over by the caller's clock.
+            ":now_ms": Decimal(math.floor(now * 1000)) / 1000,
+        }
+        if stale is None:
+            still_stale = "attribute_not_exists(access_token)"
+        else:
+            still_stale = "access_token = :stale"
+            values[":stale"] = stale.access_token
         try:
-            self._client.update_item(
+            answer = self._client.update_item(
                 TableName=self._table,
                 Key=to_dynamo({"pk": self._key}),
                 UpdateExpression="SET lease_owner = :me, lease_until = :until",
-                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now",
-                ExpressionAttributeValues=to_dynamo(
-                    {":me": self._owner, ":until": int(now + self._lease_s), ":now": int(now)}
+                ConditionExpression=(
+                    f"{still_stale}"
+                    " AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+                    " AND (attribute_not_exists(renew_retry_at) OR renew_retry_at <= :now_ms)"
                 ),
+                ExpressionAttributeValues=to_dynamo(values),
+                # The item comes back with the lease: the token to refresh and the failures in
+                # a row so far, without a read of its own.
+                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
-        return True
+        return from_dynamo(answer.get("Attributes", {}))
 
     def _store(self, token: Token) -> bool:
-        """Write the new token while holding the lease; ``False`` if the lease was lost."""
+        """Write the new token and release the lease; ``False`` if the lease was lost."""
         try:
-            self._write_token(token)
+            self._write_token_and_release(token)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 logger.warning("the token lease ran out during the renewal; using the stored one")
                 return False
             raise
+        # The write cleared the item's failures: the next failure is the first in a row.
+        self._failure = None
+        self._failures_in_a_row = 0
         return True
 
-    def _write_token(self, token: Token) -> None:
+    def _write_token_and_release(self, token: Token) -> None:
         self._client.update_item(
             TableName=self._table,
             Key=to_dynamo({"pk": self._key}),
             ConditionExpression="lease_owner = :me",
             UpdateExpression=(
                 "SET access_token = :a, refresh_token = :r, token_expires_at = :e, uid = :u, "
-                "expires_at = :ttl REMOVE renew_retry_at, renew_error, renew_failures"
+                "expires_at = :ttl "
+                "REMOVE lease_owner, lease_until, renew_retry_at, renew_error, renew_failures"
             ),
             ExpressionAttributeValues=to_dynamo(
                 {
@@ -266,6 +326,13 @@ class DynamoTokenStore:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             logger.warning("the token lease expired before the renewal finished")
+
+
+@dataclass(frozen=True, slots=True)
+class _Leased:
+    """The lease is ours; ``stored`` is the token the item held (the one to renew)."""
+
+    stored: Token | None
 
 
 def _same(token: Token, other: Token | None) -> bool:
