@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiohttp import web
+from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from fwwatch.events import EventGroup
@@ -186,4 +187,31 @@ def failing_calls(client: Any, operation: str, code: str, times: int) -> list[in
             raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
 
     client.meta.events.register(f"before-call.*.{operation}", fail)
+    return left
+
+
+def calls_applied_twice(
+    client: Any, operation: str, wanted: Callable[[dict[str, Any]], bool], times: int = 1
+) -> list[int]:
+    """Make the next ``times`` calls of ``operation`` whose parameters ``wanted`` picks go
+    through twice, as when AWS applies a call, its answer is lost on the way back and
+    botocore sends it again: the caller sees the second call's answer (or error).
+
+    Returns a one-item list: how many calls are left to repeat.
+    """
+    left = [times]
+    repeating = [False]
+    method = getattr(client, xform_name(operation))
+
+    def apply_first(params: dict[str, Any], **_: Any) -> None:
+        if repeating[0] or left[0] <= 0 or not wanted(params):
+            return
+        left[0] -= 1
+        repeating[0] = True
+        try:
+            method(**params)
+        finally:
+            repeating[0] = False
+
+    client.meta.events.register(f"provide-client-params.*.{operation}", apply_first)
     return left

@@ -18,6 +18,7 @@ from fwwatch.simulator import generate_fleet
 from fwwatch.tuya import RetryPolicy, TuyaClient, TuyaSettings
 from fwwatch.tuya.errors import TuyaError, TuyaTransientError
 from fwwatch.tuya.tokens import Token
+from tests.integration.fakes import calls_applied_twice
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +49,11 @@ class AtomicWrites:
     def __init__(self, client: Any) -> None:
         self._client = client
         self._lock = threading.Lock()
+
+    @property
+    def raw(self) -> Any:
+        """The client itself, one call at a time no longer (for botocore's hooks)."""
+        return self._client
 
     def __getattr__(self, name: str) -> Any:
         operation = getattr(self._client, name)
@@ -462,6 +468,33 @@ async def test_a_lease_held_past_the_wait_ends_in_a_transient_error(
     # Then it asked for no token, and the other's lease stands
     assert renewal.given == []
     assert stored_item(control_table)["lease_owner"] == "another-container"
+
+
+async def test_a_lease_taken_and_sent_again_after_its_answer_was_lost_is_the_renewers(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given a container that read yesterday's token
+    await yesterdays_token(make_store, clock)
+    clock.step = 0.001
+    store = make_store(wait_s=1)
+    stale = await store.load()
+    # And its lease's UpdateItem applied, its answer lost and sent again by botocore (the
+    # copy is refused: the item holds a live lease, this container's own)
+    repeated = calls_applied_twice(
+        control_table[0].raw,
+        "UpdateItem",
+        lambda params: "SET lease_owner = :me, lease_until" in params["UpdateExpression"],
+    )
+    renewal = FakeRenewal("today", clock)
+    # When it renews the token
+    token = await store.replace(stale, renewal)
+    # Then it renewed under its own lease instead of waiting it out: one grant, stored, and
+    # the lease released
+    assert repeated == [0]
+    assert len(renewal.given) == 1
+    item = stored_item(control_table)
+    assert item["access_token"] == token.access_token == "access-today-1"
+    assert "lease_owner" not in item
 
 
 async def test_a_lease_lost_during_the_renewal_ends_with_the_next_holders_token(

@@ -22,7 +22,7 @@ from fwwatch.fanout import CHECKPOINT_EVERY
 from fwwatch.messages import CheckMessage
 from fwwatch.simulator import Fleet, FleetChannel, FleetDevice, generate_fleet
 from tests.aws.template import load_template
-from tests.integration.fakes import failing_calls
+from tests.integration.fakes import calls_applied_twice, failing_calls
 from tests.integration.pipeline_harness import FIRST_RUN, Pipeline, TimeLeft
 
 pytestmark = pytest.mark.integration
@@ -346,6 +346,55 @@ def test_a_step_that_died_before_its_message_went_out_is_handed_on_by_its_retry(
     # Then the retry enqueued nothing itself, sent the step on, and the run was listed once
     assert (retry["listing"], retry["devices"]) == ("handed on already", 0)
     assert listing_of(pipeline, run_id).finished
+    listed = Counter(d for message in take_enqueued(pipeline) for d in message.device_ids)
+    assert sorted(listed) == [f"plug{i:05d}" for i in range(200)]
+    assert set(listed.values()) == {1}
+
+
+def listing_write(fragment: str) -> Callable[[dict[str, Any]], bool]:
+    """Picks the UpdateItem of a run's listing item whose expression has ``fragment``."""
+
+    def wanted(params: dict[str, Any]) -> bool:
+        key = params["Key"].get("sk")
+        return key == {"S": "listing"} and fragment in params["UpdateExpression"]
+
+    return wanted
+
+
+def test_a_claim_sent_again_after_it_went_through_still_lists_the_run(world: Make) -> None:
+    _, pipeline = world(plugs(300), DevicesPerMessage=10)
+    # Given the scheduled invocation's claim of its run applied, its answer lost, and sent
+    # again by the SDK (the second write finds the run claimed: by this invocation)
+    repeated = calls_applied_twice(
+        pipeline.stack.client("dynamodb"), "UpdateItem", listing_write("lease_owner = :me")
+    )
+    # When the schedule invokes the scheduler
+    first = pipeline.schedule()
+    # Then the invocation took the run as its own and enqueued the fleet
+    assert repeated == [0]
+    assert (first["listing"], first["devices"]) == ("finished", 300)
+    assert listing_of(pipeline, first["run_id"]).finished
+    assert waiting(pipeline, pipeline.check_queue) == 30
+
+
+def test_a_hand_on_sent_again_after_it_went_through_still_sends_the_next_step(
+    world: Make,
+) -> None:
+    sim, pipeline = world(plugs(200), DevicesPerMessage=10)
+    pipeline.invocation_clock = pages_cost(sim, budget_s=53)  # four steps of 3 pages
+    # Given the first step's hand-on applied, its answer lost, and sent again by the SDK
+    # (the second write finds the step handed on: by this invocation)
+    repeated = calls_applied_twice(
+        pipeline.stack.client("dynamodb"), "UpdateItem", listing_write("step = :next")
+    )
+    # When the schedule invokes the scheduler, and the listing queue is consumed
+    first = pipeline.schedule()
+    pipeline.run_listing()
+    # Then the first step handed on and sent the next step its message: the run was
+    # listed to the end, every device in one message
+    assert repeated == [0]
+    assert first["listing"] == "handed on"
+    assert listing_of(pipeline, first["run_id"]).finished
     listed = Counter(d for message in take_enqueued(pipeline) for d in message.device_ids)
     assert sorted(listed) == [f"plug{i:05d}" for i in range(200)]
     assert set(listed.values()) == {1}

@@ -139,3 +139,19 @@ def test_the_teardown_reads_outputs_the_template_has(template: Template) -> None
     # Then the template has each
     assert wanted
     assert wanted <= set(template.outputs)
+
+
+def test_every_scheduler_invocation_by_hand_names_its_run_and_waits_for_it() -> None:
+    # Given every `aws lambda invoke` of the docs
+    commands = [c for doc in DOCS for c in aws_commands(doc.read_text(encoding="utf-8"))]
+    invokes = [command for command in commands if command.startswith("aws lambda invoke ")]
+    # Then each waits for the invocation's answer (the CLI gives up after 60 s and invokes
+    # again) and names the run in its payload: an invocation sent again is the same run,
+    # not a new one named after its own request, which would enqueue the fleet again
+    assert invokes
+    careless = [
+        command
+        for command in invokes
+        if "--cli-read-timeout 0" not in command or "--payload fileb://" not in command
+    ]
+    assert careless == []

@@ -19,6 +19,7 @@ on from its checkpoint.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,20 +133,37 @@ class DynamoRunListing:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            raise ListingTaken(self.read(run_id)) from None
+            record = self.read(run_id)
+            if record is not None and record.step == step and record.lease_owner == owner:
+                # This claim went through and was sent again (botocore retries a call whose
+                # answer was lost): the step is ours.
+                return record
+            raise ListingTaken(record) from None
         return ListingRecord.from_item(run_id, item)
 
     def _held(
-        self, run_id: str, step: int, owner: str, expression: str, values: dict[str, Any]
+        self,
+        run_id: str,
+        step: int,
+        owner: str,
+        expression: str,
+        values: dict[str, Any],
+        *,
+        made: Callable[[ListingRecord], bool] | None = None,
     ) -> None:
-        if not self.runs.update_if(
+        """A write of the step's holder; ``made`` tells, of the item after a refusal,
+        whether the write was made already (the same write sent again, its answer lost)."""
+        if self.runs.update_if(
             run_id,
             expression,
             {**values, ":step": step, ":me": owner},
             condition="step = :step AND lease_owner = :me",
             sk=LISTING,
         ):
-            raise LeaseLost(f"step {step} of the listing of run {run_id} was taken over")
+            return
+        if made is not None and (record := self.read(run_id)) is not None and made(record):
+            return
+        raise LeaseLost(f"step {step} of the listing of run {run_id} was taken over")
 
     def save(self, run_id: str, step: int, *, owner: str, checkpoint: ListingCheckpoint) -> None:
         """Keep where the step's listing stands (a retry of the step goes on from there)."""
@@ -163,6 +181,9 @@ class DynamoRunListing:
             owner,
             "SET step = :next, checkpoint = :at REMOVE lease_owner, lease_until",
             {":next": step + 1, ":at": checkpoint.model_dump_json()},
+            # Only this step's holder moves the listing on while its lease lasts; at worst
+            # (its lease ran out) the next step's message goes out twice, which is harmless.
+            made=lambda record: record.step > step,
         )
 
     def note_sent(self, run_id: str, step: int) -> None:
@@ -179,6 +200,7 @@ class DynamoRunListing:
             "SET listed_at = :now, parts = :parts, devices = :devices "
             "REMOVE lease_owner, lease_until, checkpoint",
             {":now": self._now(), ":parts": parts, ":devices": devices},
+            made=lambda record: record.finished,
         )
 
     def release(self, run_id: str, step: int, *, owner: str) -> None:

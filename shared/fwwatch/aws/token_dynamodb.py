@@ -11,8 +11,9 @@ that holds only while the item still has the token the caller found stale, no ot
 is live and no shared backoff is pending; it returns the item, so the renewal refreshes the
 stored token itself. The new token is written and the lease released by a second
 UpdateItem, on condition that the lease is still ours. Only when the lease is refused is
-the item read, to learn why: a newer token (used), a pending failure (shared), or another
-container's renewal (waited for).
+the item read, to learn why: a newer token (used), a pending failure (shared), another
+container's renewal (waited for), or this container's own lease (its UpdateItem went
+through, and botocore sent it again when the answer was lost: the renewal goes on).
 
 A renewal that fails is shared too: the container that tried writes when the next attempt
 may be made (a backoff that grows with each failure in a row) and why it failed; until
@@ -81,6 +82,7 @@ class DynamoTokenStore:
         self.renewals = 0
         self._failure: tuple[float, str] | None = None
         self._failures_in_a_row = 0
+        self._lease_is_mine = False  # the item, as last read, holds this store's live lease
 
     def __repr__(self) -> str:
         return f"DynamoTokenStore(table={self._table!r}, key={self._key!r})"
@@ -158,6 +160,10 @@ class DynamoTokenStore:
             stored = await self._db(self._read)
             if stored is not None and not _same(stored, expected):
                 return stored
+            if self._lease_is_mine:
+                # Our lease went through and was sent again (botocore retries a call whose
+                # answer was lost): the copy was refused by our own lease.
+                return _Leased(stored)
             self._raise_shared_failure()
             if stored is None and expected is not None:
                 # The item lost its token (the table's TTL removes one left for a day): the
@@ -215,6 +221,12 @@ class DynamoTokenStore:
         else:
             self._failure = None
             self._failures_in_a_row = 0
+        lease_until = item.get("lease_until")
+        self._lease_is_mine = (
+            item.get("lease_owner") == self._owner
+            and isinstance(lease_until, int | float)
+            and lease_until >= int(self._clock())
+        )
         if not item.get("access_token"):
             return None
         return Token(
