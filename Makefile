@@ -85,7 +85,7 @@ unit: venv tools ## Unit tests only (no network; the IAM expansion runs SAM's tr
 run: venv ## A cycle on your fleet (with Tuya credentials), else the demo
 	$(BIN)/python -m fwwatch.cli.demo
 
-bench: venv ## Run every benchmark and rewrite bench/RESULTS.md (about 8 minutes)
+bench: venv ## Run every benchmark and rewrite bench/RESULTS.md (about 20 minutes)
 	$(BIN)/python bench/run_all.py
 
 clean: ## Remove the virtualenv and caches
