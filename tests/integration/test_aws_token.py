@@ -522,6 +522,41 @@ async def test_a_lease_lost_during_the_renewal_ends_with_the_next_holders_token(
     assert "lease_owner" not in item
 
 
+async def test_a_lease_lost_to_a_renewal_still_under_way_keeps_the_new_token_not_the_stale(
+    control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> None:
+    # Given two containers that read yesterday's token
+    await yesterdays_token(make_store, clock)
+    slow, quick = make_store(), make_store()
+    stale = await slow.load()
+    await quick.load()
+    quick_holds_the_lease, quick_may_finish = asyncio.Event(), asyncio.Event()
+
+    async def quick_renewal(stored: Token | None) -> Token:
+        quick_holds_the_lease.set()
+        await quick_may_finish.wait()
+        return await FakeRenewal("quick", clock)(stored)
+
+    async def renew_past_the_lease(stored: Token | None) -> Token:
+        # So slow that the lease runs out, and the other container takes it and is still
+        # renewing when this one comes back (the item still holds the stale token)
+        clock.now += 120
+        quick_task.append(asyncio.create_task(quick.replace(stale, quick_renewal)))
+        await quick_holds_the_lease.wait()
+        return await FakeRenewal("slow", clock)(stored)
+
+    quick_task: list[asyncio.Task[Token]] = []
+    # When the slow one comes back with its token, its write refused
+    token = await slow.replace(stale, renew_past_the_lease)
+    # Then it keeps the token it was given, not the stale one it knows was rejected
+    assert token.access_token == "access-slow-1"
+    assert stored_item(control_table)["access_token"] == stale.access_token
+    # And the other container's renewal, once done, is what the item holds
+    quick_may_finish.set()
+    assert (await quick_task[0]).access_token == "access-quick-1"
+    assert stored_item(control_table)["access_token"] == "access-quick-1"
+
+
 async def test_a_token_the_table_expired_is_replaced_by_a_grant(
     control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
 ) -> None:
