@@ -139,9 +139,12 @@ class DynamoTokenStore:
                     await self._db(self._release_lease)
                 raise
             if not stored_ours:
-                # Our lease ran out and another container renewed: theirs is current.
+                # Our lease ran out and another container took it: its token is current
+                # once stored. Until then the item holds the stale one, which Tuya refused:
+                # ours is the better bet (if the other's grant revokes it, the next call
+                # is refused and finds theirs).
                 current = await self._db(self._read)
-                if current is not None:
+                if current is not None and not _same(current, stale):
                     token = current
             self.renewals += 1
             self._cached = token
@@ -279,7 +282,9 @@ class DynamoTokenStore:
             self._write_token_and_release(token)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                logger.warning("the token lease ran out during the renewal; using the stored one")
+                logger.warning(
+                    "the token lease ran out during the renewal; another container took it"
+                )
                 return False
             raise
         # The write cleared the item's failures: the next failure is the first in a row.
