@@ -230,7 +230,7 @@ class Pipeline:
                 VisibilityTimeout=self.visibility_timeout,
             ).get("Messages", [])
             if not received:
-                if not self._messages_delayed(url):
+                if not self._messages_to_come(url):
                     break
                 if until is not None and time.monotonic() > until:
                     break
@@ -255,11 +255,14 @@ class Pipeline:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return answers
 
-    def _messages_delayed(self, url: str) -> int:
+    def _messages_to_come(self, url: str) -> int:
+        """Messages still delayed, or visible already: a delay that runs out between the
+        empty receive and this question leaves the message visible, not delayed."""
+        names = ["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessages"]
         attributes = self.stack.client("sqs").get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+            QueueUrl=url, AttributeNames=names
         )["Attributes"]
-        return int(attributes.get("ApproximateNumberOfMessagesDelayed", 0))
+        return sum(int(attributes.get(name, 0)) for name in names)
 
     def _sqs_event(self, messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
         arn = self.stack.arn(queue)
