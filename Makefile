@@ -18,7 +18,7 @@ CHECKOV_REQUIREMENTS := 'checkov>=3.3.30'
 AWS_OFFLINE := AWS_DEFAULT_REGION=eu-central-1 SAM_CLI_TELEMETRY=0
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools debs check test unit lint fmt run bench clean
+.PHONY: help venv tools venvs debs check test unit lint fmt run bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ $(CHECKOV_STAMP):
 	@touch $(CHECKOV_STAMP)
 
 tools: $(TOOLS_STAMP) $(CHECKOV_STAMP) ## Create .venv-tools (SAM CLI, cfn-lint) and .venv-checkov (quick when done)
+
+# The three virtualenvs need nothing of each other: a fresh clone installs them at once.
+venvs:
+	@$(MAKE) --no-print-directory -j3 $(STAMP) $(TOOLS_STAMP) $(CHECKOV_STAMP)
 
 # The integration tests start a real Mosquitto broker (Debian puts it in /usr/sbin) and
 # open the fleet report in a real headless Chromium (Playwright drives the system's one).
@@ -76,7 +80,7 @@ fmt: venv ## Format and auto-fix
 # A module's scenario that is built once (xdist_group) stays on one worker.
 TEST_WORKERS ?= 4
 
-test: debs lint check ## Lint, check the template, then the whole test suite
+test: venvs debs lint check ## Lint, check the template, then the whole test suite
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
 unit: venv tools ## Unit tests only (no network; the IAM expansion runs SAM's translator from .venv-tools)
