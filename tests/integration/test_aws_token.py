@@ -299,6 +299,18 @@ async def yesterdays_token(make_store: Callable[..., DynamoTokenStore], clock: C
     return token
 
 
+async def two_containers_with_yesterdays_token(
+    make_store: Callable[..., DynamoTokenStore], clock: Clock
+) -> tuple[DynamoTokenStore, DynamoTokenStore, Token]:
+    """Two containers that each read yesterday's token: the stores, and the stale token."""
+    await yesterdays_token(make_store, clock)
+    first, second = make_store(), make_store()
+    stale = await first.load()
+    assert stale is not None
+    assert stale == await second.load()
+    return first, second, stale
+
+
 async def test_renewing_a_stale_token_is_two_updates_and_no_read(
     control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
 ) -> None:
@@ -346,10 +358,7 @@ async def test_a_renewal_by_another_container_since_the_read_is_used_without_a_g
     control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
 ) -> None:
     # Given two containers that read yesterday's token, and one of them renewed it since
-    await yesterdays_token(make_store, clock)
-    late, early = make_store(), make_store()
-    stale = await late.load()
-    assert stale == await early.load()
+    late, early, stale = await two_containers_with_yesterdays_token(make_store, clock)
     renewed = await early.replace(stale, FakeRenewal("early", clock))
     calls = DynamoCalls(control_table[0])
     renewal = FakeRenewal("late", clock)
@@ -367,10 +376,7 @@ async def test_a_pending_shared_failure_is_raised_without_a_lease_or_a_grant(
     control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
 ) -> None:
     # Given two containers that read yesterday's token, and a renewal by one that failed
-    await yesterdays_token(make_store, clock)
-    late, early = make_store(), make_store()
-    stale = await late.load()
-    await early.load()
+    late, early, stale = await two_containers_with_yesterdays_token(make_store, clock)
     refused = TuyaTransientError("HTTP 503 from the token grant")
     with pytest.raises(TuyaTransientError, match="HTTP 503"):
         await early.replace(stale, FakeRenewal("early", clock, fails_with=refused))
@@ -391,10 +397,7 @@ async def test_a_failure_after_another_containers_failure_grows_the_shared_backo
     control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
 ) -> None:
     # Given a container that read yesterday's token before another one's renewal failed
-    await yesterdays_token(make_store, clock)
-    late, early = make_store(), make_store()
-    stale = await late.load()
-    await early.load()
+    late, early, stale = await two_containers_with_yesterdays_token(make_store, clock)
     refused = TuyaTransientError("HTTP 503 from the token grant")
     with pytest.raises(TuyaTransientError):
         await early.replace(stale, FakeRenewal("early", clock, fails_with=refused))
@@ -415,10 +418,7 @@ async def test_a_lease_held_by_another_container_is_waited_for_and_its_token_use
     control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
 ) -> None:
     # Given two containers that read yesterday's token
-    await yesterdays_token(make_store, clock)
-    holder, waiter = make_store(), make_store()
-    stale = await holder.load()
-    assert stale == await waiter.load()
+    holder, waiter, stale = await two_containers_with_yesterdays_token(make_store, clock)
     waiter_renewal = FakeRenewal("waiter", clock)
     holder_renewal = FakeRenewal("holder", clock)
     waiting: list[asyncio.Task[Token]] = []
@@ -501,10 +501,7 @@ async def test_a_lease_lost_during_the_renewal_ends_with_the_next_holders_token(
     control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
 ) -> None:
     # Given two containers that read yesterday's token
-    await yesterdays_token(make_store, clock)
-    slow, quick = make_store(), make_store()
-    stale = await slow.load()
-    await quick.load()
+    slow, quick, stale = await two_containers_with_yesterdays_token(make_store, clock)
     quick_renewal = FakeRenewal("quick", clock)
 
     async def renew_past_the_lease(stored: Token | None) -> Token:
@@ -526,10 +523,7 @@ async def test_a_lease_lost_to_a_renewal_still_under_way_keeps_the_new_token_not
     control_table: tuple[Any, str], make_store: Callable[..., DynamoTokenStore], clock: Clock
 ) -> None:
     # Given two containers that read yesterday's token
-    await yesterdays_token(make_store, clock)
-    slow, quick = make_store(), make_store()
-    stale = await slow.load()
-    await quick.load()
+    slow, quick, stale = await two_containers_with_yesterdays_token(make_store, clock)
     quick_holds_the_lease, quick_may_finish = asyncio.Event(), asyncio.Event()
 
     async def quick_renewal(stored: Token | None) -> Token:
